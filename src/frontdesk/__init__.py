@@ -1,0 +1,3 @@
+"""Frontdesk: an open-source business phone system and contact center."""
+
+__version__ = "0.1.0"

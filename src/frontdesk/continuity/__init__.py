@@ -1,0 +1,1 @@
+"""continuity layer (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""org layer (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""pbx layer (see DESIGN.md)."""

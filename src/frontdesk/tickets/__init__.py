@@ -1,0 +1,1 @@
+"""tickets layer (see DESIGN.md)."""
