@@ -1,0 +1,265 @@
+"""SIP and other URIs (RFC 3261 §19.1, §25.1) and name-addr values (§20.10, §25.1).
+
+Parsing is strict where RFC 4475 says an element must reject (whitespace inside a URI, an
+unbalanced quote, non-token display names, an addr-spec with parameters outside ``<>``) and
+tolerant of LWS where the grammar allows it. Percent-escapes are kept as received: the URI
+text round-trips byte for byte. This module never does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from frontdesk.sip.errors import SipParseError
+
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*\Z")
+_HOST_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?\Z")
+_TOKEN_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
+)
+_WS = " \t"
+
+
+def is_token(text: str) -> bool:
+    """True if ``text`` is a non-empty RFC 3261 token."""
+    return bool(text) and all(c in _TOKEN_CHARS for c in text)
+
+
+def parse_params(text: str, what: str) -> dict[str, str | None]:
+    """Parse ``;name=value;flag`` parameters (leading ``;`` optional), tolerating LWS.
+
+    Values may be quoted strings (kept with their quotes). An empty parameter (``;;``) is a
+    protocol error naming ``what``.
+    """
+    params: dict[str, str | None] = {}
+    text = text.strip(_WS)
+    if not text:
+        return params
+    if text[0] == ";":
+        text = text[1:]
+    for raw in _split_outside_quotes(text, ";"):
+        name, eq, value = raw.partition("=")
+        name = name.strip(_WS)
+        if not is_token(name):
+            raise SipParseError(f"{what}: bad parameter {raw.strip()!r}")
+        if eq:
+            value = value.strip(_WS)
+            if not value or not (is_token(value) or _is_quoted(value) or _is_host_like(value)):
+                raise SipParseError(f"{what}: bad value for parameter {name!r}")
+            params[name] = value
+        else:
+            params[name] = None
+    return params
+
+
+def format_params(params: dict[str, str | None]) -> str:
+    """Serialize parameters as ``;a=b;c``."""
+    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
+
+
+def _is_quoted(value: str) -> bool:
+    return len(value) >= 2 and value[0] == '"' and value[-1] == '"'
+
+
+def _is_host_like(value: str) -> bool:
+    # IPv6 references and host:port values appear as parameter values (received, maddr)
+    return all(c in _TOKEN_CHARS or c in "[]:" for c in value)
+
+
+def _split_outside_quotes(text: str, sep: str) -> list[str]:
+    parts: list[str] = []
+    start = 0
+    in_quote = False
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if in_quote:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                in_quote = False
+        elif c == '"':
+            in_quote = True
+        elif c == sep:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    if in_quote:
+        raise SipParseError("unterminated quoted string")
+    parts.append(text[start:])
+    return parts
+
+
+@dataclass(slots=True)
+class SipURI:
+    """A URI. For ``sip``/``sips`` every part is parsed; other schemes keep ``opaque``."""
+
+    scheme: str
+    host: str = ""
+    user: str | None = None
+    password: str | None = None
+    port: int | None = None
+    params: dict[str, str | None] = field(default_factory=dict)
+    headers: str | None = None
+    opaque: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> SipURI:
+        """Parse a URI; raise SipParseError naming the problem."""
+        scheme, colon, rest = text.partition(":")
+        if not colon or not _SCHEME_RE.match(scheme):
+            raise SipParseError(f"bad URI {text!r}: missing or invalid scheme")
+        if any(c in rest for c in " \t\r\n<>"):
+            raise SipParseError(f"bad URI {text!r}: whitespace or <> inside a URI")
+        lower = scheme.lower()
+        if lower not in ("sip", "sips"):
+            if not rest:
+                raise SipParseError(f"bad URI {text!r}: empty")
+            return cls(scheme=scheme, opaque=rest)
+        # the user part may hold ';', '?', ',' and '/' unescaped (RFC 3261 user-unreserved),
+        # so the host part starts after the last '@'
+        user = password = None
+        at = rest.rfind("@")
+        if at >= 0:
+            userinfo, rest = rest[:at], rest[at + 1 :]
+            user, _, pw = userinfo.partition(":")
+            password = pw if _ else None
+            if not user:
+                raise SipParseError(f"bad URI {text!r}: empty user part")
+        headers: str | None = None
+        q = rest.find("?")
+        if q >= 0:
+            rest, headers = rest[:q], rest[q + 1 :]
+        hostport, semi, ptext = rest.partition(";")
+        m = _HOST_RE.match(hostport)
+        if not m:
+            raise SipParseError(f"bad URI {text!r}: invalid host {hostport!r}")
+        port = None
+        if m.group(2) is not None:
+            port = int(m.group(2))
+            if not 0 < port < 65536:
+                raise SipParseError(f"bad URI {text!r}: port out of range")
+        params = parse_params(ptext, f"URI {text!r}") if semi else {}
+        return cls(lower, m.group(1), user, password, port, params, headers)
+
+    def __str__(self) -> str:
+        if self.opaque is not None:
+            return f"{self.scheme}:{self.opaque}"
+        out = [self.scheme, ":"]
+        if self.user is not None:
+            out.append(self.user)
+            if self.password is not None:
+                out.append(":" + self.password)
+            out.append("@")
+        out.append(self.host)
+        if self.port is not None:
+            out.append(f":{self.port}")
+        if self.params:
+            out.append(format_params(self.params))
+        if self.headers is not None:
+            out.append("?" + self.headers)
+        return "".join(out)
+
+    @property
+    def is_sip(self) -> bool:
+        return self.opaque is None
+
+    @property
+    def host_no_brackets(self) -> str:
+        return self.host[1:-1] if self.host.startswith("[") else self.host
+
+    def param(self, name: str) -> str | None:
+        """A parameter's value, case-insensitively by name; None if absent or valueless."""
+        lname = name.lower()
+        for k, v in self.params.items():
+            if k.lower() == lname:
+                return v
+        return None
+
+    def has_param(self, name: str) -> bool:
+        lname = name.lower()
+        return any(k.lower() == lname for k in self.params)
+
+
+@dataclass(slots=True)
+class NameAddr:
+    """``"Display" <uri>;params`` or a bare addr-spec with params (From, To, Contact, Route)."""
+
+    uri: SipURI
+    display_name: str | None = None
+    params: dict[str, str | None] = field(default_factory=dict)
+    bracketed: bool = True
+
+    @classmethod
+    def parse(cls, text: str) -> NameAddr:
+        """Parse a name-addr or addr-spec followed by header parameters."""
+        s = text.strip(_WS)
+        display: str | None = None
+        if s.startswith('"'):
+            end = _closing_quote(s)
+            display = s[: end + 1]
+            s = s[end + 1 :].lstrip(_WS)
+            if not s.startswith("<"):
+                raise SipParseError(f"bad address {text!r}: quoted display name without <uri>")
+        lt = s.find("<")
+        if lt >= 0:
+            name = s[:lt].strip(_WS)
+            if name:
+                if display is not None or not all(is_token(w) for w in name.split()):
+                    raise SipParseError(
+                        f"bad address {text!r}: display name must be tokens or quoted"
+                    )
+                display = name
+            gt = s.find(">", lt)
+            if gt < 0:
+                raise SipParseError(f"bad address {text!r}: missing '>'")
+            uri = SipURI.parse(s[lt + 1 : gt])
+            params = parse_params(s[gt + 1 :], f"address {text!r}")
+            return cls(uri, display, params, True)
+        # addr-spec: parameters after ';' belong to the header, and ',' ';' '?' must not
+        # appear inside the URI itself (RFC 3261 §20.10)
+        uri_text, semi, ptext = s.partition(";")
+        uri_text = uri_text.strip(_WS)
+        if "?" in uri_text or "," in uri_text:
+            raise SipParseError(f"bad address {text!r}: URI with '?' or ',' must be in <>")
+        uri = SipURI.parse(uri_text)
+        params = parse_params(ptext, f"address {text!r}") if semi else {}
+        return cls(uri, None, params, False)
+
+    def __str__(self) -> str:
+        head = f"{self.display_name} " if self.display_name else ""
+        return f"{head}<{self.uri}>{format_params(self.params)}"
+
+    @property
+    def tag(self) -> str | None:
+        return self.param("tag")
+
+    @property
+    def display_text(self) -> str:
+        """The display name without quotes and escapes ("" if none)."""
+        d = self.display_name or ""
+        if _is_quoted(d):
+            d = re.sub(r"\\(.)", r"\1", d[1:-1])
+        return d
+
+    def param(self, name: str) -> str | None:
+        lname = name.lower()
+        for k, v in self.params.items():
+            if k.lower() == lname:
+                return v
+        return None
+
+
+def _closing_quote(s: str) -> int:
+    i = 1
+    while i < len(s):
+        c = s[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            return i
+        i += 1
+    raise SipParseError(f"unterminated quoted string in {s!r}")
