@@ -1,0 +1,324 @@
+"""The SIP engine: every received message goes through here.
+
+bytes -> parser -> transaction layer -> this dispatcher -> registrar / call manager / simple
+answers (OPTIONS, 4xx/5xx). It owns authentication (digest, with the brute-force guard), the
+checks RFC 3261 asks of a UAS before acting (URI scheme, Require, Content-Type, Max-Forwards),
+and answering malformed requests with 400. It is synchronous and sans-I/O: outgoing bytes are
+drained by the caller, time comes in as ``now``. A peer can never make it raise: errors are
+answered or dropped and counted, and unexpected exceptions are logged and contained.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from frontdesk.pbx.calls import ALLOW, CallManager
+from frontdesk.pbx.directory import Credential, Directory, TenantInfo
+from frontdesk.pbx.guard import AuthFailureGuard
+from frontdesk.pbx.location import LocationService
+from frontdesk.pbx.registrar import Registrar
+from frontdesk.pbx.timers import Timers
+from frontdesk.sip.auth import AuthParseError, DigestAuthenticator, parse_credentials
+from frontdesk.sip.errors import SipParseError
+from frontdesk.sip.message import Request, Response, make_response, parse_message
+from frontdesk.sip.peer import Peer
+from frontdesk.sip.transaction import (
+    AckReceived,
+    CancelReceived,
+    RequestReceived,
+    ResponseReceived,
+    ServerTransaction,
+    StrayResponse,
+    TransactionLayer,
+    TransactionTimedOut,
+    new_tag,
+)
+
+log = logging.getLogger("frontdesk.engine")
+
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
+KNOWN_METHODS = frozenset(
+    ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE", "NOTIFY",
+     "MESSAGE", "SUBSCRIBE", "PUBLISH", "REFER", "PRACK")
+)
+ACCEPTED_BODIES = ("application/sdp", "multipart/mixed", "multipart/alternative")
+
+
+class SipEngine:
+    """Registrar + B2BUA front door for all tenants."""
+
+    def __init__(self, directory: Directory, location: LocationService, *, via_host: str,
+                 secret: bytes, cdr_sink: Callable[[dict[str, Any]], None],
+                 guard: AuthFailureGuard | None = None, wall_offset: float = 0.0) -> None:
+        self.directory = directory
+        self.location = location
+        self.tx = TransactionLayer()
+        self.timers = Timers()
+        self.auth = DigestAuthenticator(secret)
+        self.guard = guard or AuthFailureGuard()
+        self.registrar = Registrar(location)
+        self.calls = CallManager(self.tx, self.timers, via_host=via_host, cdr_sink=cdr_sink,
+                                 wall_offset=wall_offset)
+        self.stats: Counter[str] = Counter()
+
+    # --- the sans-I/O surface -------------------------------------------------------------
+    def receive(self, data: bytes, source: Peer, now: float) -> None:
+        """Handle one datagram or one framed stream message."""
+        if self.guard.is_blocked(source.host, now):
+            self.stats["dropped_blocked"] += 1
+            return
+        try:
+            message = parse_message(data, stream=source.reliable)
+        except SipParseError as e:
+            self._malformed(e, source)
+            return
+        try:
+            events = self.tx.receive(message, source, now)
+            for event in events:
+                self._dispatch(event, now)
+        except SipParseError as e:
+            self._malformed(e, source, message if isinstance(message, Request) else None)
+        except Exception:  # a bug of ours: contain it, never crash the server or hang a peer
+            self.stats["internal_errors"] += 1
+            log.exception("internal error handling %r from %s:%s", message, source.host,
+                          source.port)
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for d in (self.tx.next_timer(), self.timers.next_deadline())
+                     if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def on_timer(self, now: float) -> None:
+        try:
+            for event in self.tx.handle_timer(now):
+                self._dispatch(event, now)
+            self.timers.fire(now)
+        except Exception:
+            self.stats["internal_errors"] += 1
+            log.exception("internal error in timers")
+
+    def drain(self) -> list[tuple[bytes, Peer]]:
+        return self.tx.drain()
+
+    # --- dispatch -------------------------------------------------------------------------
+    def _dispatch(self, event: object, now: float) -> None:
+        if isinstance(event, RequestReceived):
+            self._on_request(event.transaction, event.request, event.source, now)
+        elif isinstance(event, ResponseReceived):
+            tx, resp = event.transaction, event.response
+            if not self.calls.on_relay_response(tx, resp, now):
+                self.calls.on_leg_response(tx, resp, now)
+        elif isinstance(event, AckReceived):
+            self.calls.on_ack(event.request, now)
+        elif isinstance(event, CancelReceived):
+            self.calls.on_cancel(event.transaction, event.request, event.invite, now)
+        elif isinstance(event, TransactionTimedOut):
+            self.calls.on_timeout(event.transaction, event.timer, now)
+        elif isinstance(event, StrayResponse):
+            self.stats["stray_responses"] += 1
+
+    def _malformed(self, e: SipParseError, source: Peer, partial: Request | None = None) -> None:
+        self.stats["malformed"] += 1
+        req = partial if partial is not None else e.partial
+        if not isinstance(req, Request) or req.method == "ACK" or "Via" not in req.headers:
+            self.stats["malformed_dropped"] += 1
+            log.debug("dropped malformed message from %s:%s: %s", source.host, source.port,
+                      e.reason)
+            return
+        reason = _phrase(e.reason)
+        head = "Version Not Supported" if e.status == 505 else "Bad Request"
+        try:
+            resp = make_response(req, e.status, f"{head} ({reason})", to_tag=new_tag())
+            resp.headers.add("Allow", ALLOW) if e.status == 405 else None
+            self.tx.send_stateless(resp, source)
+        except SipParseError:
+            self.stats["malformed_dropped"] += 1
+
+    def _answer(self, stx: ServerTransaction, req: Request, status: int, now: float,
+                reason: str | None = None, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        resp = make_response(req, status, reason, to_tag=new_tag())
+        for name, value in headers:
+            resp.headers.add(name, value)
+        self.tx.send_response(stx, resp, now)
+
+    def _on_request(self, stx: ServerTransaction, req: Request, source: Peer,
+                    now: float) -> None:
+        method = req.method
+        if req.to.tag is not None:
+            if not self.calls.on_in_dialog(stx, req, now):
+                self._answer(stx, req, 481, now)
+            return
+        if method not in KNOWN_METHODS:
+            self._answer(stx, req, 501, now, headers=(("Allow", ALLOW),))
+            return
+        if not self._checks_pass(stx, req, now):
+            return
+        if method == "REGISTER":
+            self._on_register(stx, req, source, now)
+        elif method == "OPTIONS":
+            self._answer(stx, req, 200, now, headers=(
+                ("Allow", ALLOW), ("Accept", "application/sdp"), ("Accept-Language", "en")))
+        elif method == "INVITE":
+            self._on_invite(stx, req, source, now)
+        elif method == "BYE":
+            self._answer(stx, req, 481, now)
+        else:
+            self._answer(stx, req, 405, now, headers=(("Allow", ALLOW),))
+
+    def _checks_pass(self, stx: ServerTransaction, req: Request, now: float) -> bool:
+        """RFC 3261 §8.2.2-8.2.3 checks before a UAS acts on a request."""
+        scheme = req.uri.partition(":")[0].lower()
+        if scheme not in ("sip", "sips"):
+            self._answer(stx, req, 416, now)
+            return False
+        unsupported = [o for o in req.headers.values("Require")
+                       if o.lower() not in SUPPORTED_EXTENSIONS]
+        if unsupported:
+            self._answer(stx, req, 420, now, headers=(("Unsupported", ", ".join(unsupported)),))
+            return False
+        if req.method == "INVITE" and req.body:
+            ctype = req.content_type
+            if ctype and ctype not in ACCEPTED_BODIES:
+                self._answer(stx, req, 415, now, headers=(("Accept", "application/sdp"),))
+                return False
+            accept = req.headers.values("Accept")
+            if accept and not any(a.split(";")[0].strip().lower() in
+                                  ("application/sdp", "application/*", "*/*") for a in accept):
+                self._answer(stx, req, 406, now, headers=(("Accept", "application/sdp"),))
+                return False
+        return True
+
+    # --- authentication -------------------------------------------------------------------
+    def _authenticate(self, stx: ServerTransaction, req: Request, tenant: TenantInfo,
+                      source: Peer, now: float) -> Credential | None:
+        """The credential that signed ``req``, or None after answering 401/407."""
+        proxy = req.method != "REGISTER"
+        header = "Proxy-Authorization" if proxy else "Authorization"
+        for value in req.headers.get_all(header):
+            try:
+                creds = parse_credentials(value)
+            except AuthParseError:
+                self._answer(stx, req, 400, now, reason="Bad Request (malformed credentials)")
+                return None
+            if creds is None or creds.realm != tenant.realm:
+                continue
+            cred = self.directory.credential(tenant.id, creds.username)
+            result = self.auth.verify(
+                creds, req.method, tenant.realm, now,
+                lambda _u, alg: cred.ha1(alg) if cred is not None else None)
+            if result.ok and cred is not None:
+                self.guard.record_success(source.host, now)
+                return cred
+            if result.failed_attempt:
+                self.stats["auth_failures"] += 1
+                if self.guard.record_failure(source.host, now):
+                    log.warning("blocking %s after repeated failed authentication "
+                                "(last user %r)", source.host, creds.username)
+            self._challenge(stx, req, tenant, now, stale=result.stale)
+            return None
+        self._challenge(stx, req, tenant, now)
+        return None
+
+    def _challenge(self, stx: ServerTransaction, req: Request, tenant: TenantInfo, now: float,
+                   stale: bool = False) -> None:
+        proxy = req.method != "REGISTER"
+        name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+        values = self.auth.challenge(tenant.realm, now, stale=stale)
+        self._answer(stx, req, 407 if proxy else 401, now,
+                     headers=tuple((name, v) for v in values))
+
+    def _trusted(self, tenant: TenantInfo, source: Peer) -> bool:
+        if not tenant.allow_unauthenticated_loopback:
+            return False
+        try:
+            return ipaddress.ip_address(source.host).is_loopback
+        except ValueError:
+            return False
+
+    # --- REGISTER and INVITE --------------------------------------------------------------
+    def _on_register(self, stx: ServerTransaction, req: Request, source: Peer,
+                     now: float) -> None:
+        to_uri = req.to.uri
+        tenant = self.directory.tenant_for_host(to_uri.host)
+        if tenant is None:
+            self._answer(stx, req, 404, now, reason="Not Found (unknown domain)")
+            return
+        aor = to_uri.user or ""
+        if self._trusted(tenant, source):
+            extension = self.directory.extension(tenant.id, aor)
+        else:
+            cred = self._authenticate(stx, req, tenant, source, now)
+            if cred is None:
+                return
+            if cred.extension_number != aor:
+                self._answer(stx, req, 403, now, reason="Forbidden (credentials are for "
+                             f"extension {cred.extension_number}, not {aor[:32]})")
+                return
+            extension = self.directory.extension(tenant.id, aor)
+        if extension is None:
+            self._answer(stx, req, 404, now)
+            return
+        self.tx.send_response(stx, self.registrar.register(req, extension, source, now), now)
+        self.stats["registers"] += 1
+
+    def _on_invite(self, stx: ServerTransaction, req: Request, source: Peer,
+                   now: float) -> None:
+        ruri = req.ruri
+        tenant = self.directory.tenant_for_host(ruri.host)
+        if tenant is None:
+            self._answer(stx, req, 404, now, reason="Not Found (unknown domain)")
+            return
+        if self._trusted(tenant, source):
+            caller = req.from_.uri.user or "anonymous"
+        else:
+            cred = self._authenticate(stx, req, tenant, source, now)
+            if cred is None:
+                return
+            caller = cred.extension_number
+        mf = req.headers.get("Max-Forwards")
+        if mf is not None and int(mf) == 0:
+            self._answer(stx, req, 483, now)
+            return
+        callee = self.directory.extension(tenant.id, ruri.user or "")
+        if callee is None:
+            self._answer(stx, req, 404, now)
+            return
+        caller_ext = self.directory.extension(tenant.id, caller)
+        caller_name = caller_ext.display_name if caller_ext else req.from_.display_text
+        bindings = [b for b in self.location.lookup(tenant.id, callee.number, now)
+                    if b.reachable]
+        if not bindings:
+            self._answer(stx, req, 480, now, reason="Temporarily Unavailable (not registered)")
+            self._record_unreachable(stx, req, tenant, caller, caller_name, callee.number, now)
+            return
+        self.calls.start(stx, req, tenant, caller, caller_name, callee, bindings, now)
+
+    def _record_unreachable(self, stx: ServerTransaction, req: Request, tenant: TenantInfo,
+                            caller: str, caller_name: str, callee: str, now: float) -> None:
+        wall = now + self.calls.wall_offset
+        self.calls.cdr_sink({
+            "id": _uuid(), "tenant_id": tenant.id, "call_id": req.call_id, "caller": caller,
+            "caller_name": caller_name or None, "callee": callee, "callee_answered_by": None,
+            "started_at": wall, "answered_at": None, "ended_at": wall,
+            "disposition": "failed", "hangup_side": "system", "duration": 0.0,
+            "billsec": 0.0, "sip_code": 480,
+        })
+
+
+def _uuid() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
+def _phrase(text: str) -> str:
+    """Make a parser's explanation safe for a reason phrase (one line, printable)."""
+    clean = "".join(c if 32 <= ord(c) < 127 else " " for c in text)
+    return clean[:100]
+
+
+__all__ = ["Response", "SipEngine"]

@@ -1,0 +1,225 @@
+"""Runs the SIP engine on the one asyncio event loop: transports, timers, persistence.
+
+Glue only (aioquic-style): feed received bytes to the engine, send what it drains, re-arm one
+loop timer for its next deadline, persist bindings and CDRs through the write-behind journal,
+and refresh the configuration snapshot when the database changes. Protocol logic lives in
+`frontdesk.sip` and `frontdesk.pbx.engine`, never here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from frontdesk.net.transport import SipTransport
+from frontdesk.pbx.directory import load_directory
+from frontdesk.pbx.engine import SipEngine
+from frontdesk.pbx.location import Binding, LocationService
+from frontdesk.sip.peer import Peer
+from frontdesk.store import journal
+from frontdesk.store.db import Database
+from frontdesk.store.models import Cdr, Extension, Registration, SipCredential, Tenant
+
+log = logging.getLogger("frontdesk.server")
+
+DIRECTORY_REFRESH = 2.0
+EXPIRY_SWEEP = 5.0
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    data_dir: Path
+    db_url: str
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    advertised_host: str | None = None  # what goes in Via/Contact (defaults to sip_host)
+
+
+def load_secret(data_dir: Path) -> bytes:
+    """The digest nonce secret, kept in the data directory so nonces survive a restart."""
+    path = data_dir / "nonce.secret"
+    if path.exists():
+        return path.read_bytes()
+    secret = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secret)
+    return secret
+
+
+def _dt(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
+
+
+class PbxServer:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.db = Database(config.db_url)
+        self.transport: SipTransport | None = None
+        self.engine: SipEngine | None = None
+        self.writer: journal.WriteBehind | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._fingerprint: tuple[Any, ...] = ()
+        self.wall_offset = 0.0
+
+    # --- start / stop -----------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.wall_offset = time.time() - loop.time()
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self.db.migrate)
+        self.writer = journal.WriteBehind(self.db, cfg.data_dir / "journal.jsonl")
+        replayed = await asyncio.to_thread(self.writer.replay)
+        if replayed:
+            log.info("replayed %d journal entries left by an unclean stop", replayed)
+        interrupted = await asyncio.to_thread(self._close_interrupted_cdrs)
+        if interrupted:
+            log.info("marked %d calls that were in progress at the last stop as interrupted",
+                     interrupted)
+        directory = await asyncio.to_thread(self._load_directory)
+        location = LocationService(self._persist_binding)
+        location.load(await asyncio.to_thread(self._load_bindings))
+        self.transport = SipTransport(cfg.sip_host, cfg.sip_port, self._on_message)
+        await self.transport.start()
+        via_host = f"{cfg.advertised_host or cfg.sip_host}:{self.transport.port}"
+        if ":" in (cfg.advertised_host or cfg.sip_host):
+            via_host = f"[{cfg.advertised_host or cfg.sip_host}]:{self.transport.port}"
+        self.engine = SipEngine(directory, location, via_host=via_host,
+                                secret=load_secret(cfg.data_dir), cdr_sink=self._persist_cdr,
+                                wall_offset=self.wall_offset)
+        self.engine.timers.add(loop.time() + EXPIRY_SWEEP, self._sweep, None)
+        self._rearm()
+        self._tasks = [loop.create_task(self.writer.run()),
+                       loop.create_task(self._refresh_directory())]
+        log.info("SIP listening on udp+tcp %s:%d", cfg.sip_host, self.transport.port)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self.transport is not None:
+            await self.transport.close()
+        if self.writer is not None:
+            await self.writer.flush_now()
+            await self.writer.close()
+
+    # --- the hot path ----------------------------------------------------------------------
+    def _on_message(self, data: bytes, peer: Peer) -> None:
+        engine = self.engine
+        if engine is None:
+            return
+        now = asyncio.get_running_loop().time()
+        engine.receive(data, peer, now)
+        self._flush()
+
+    def _flush(self) -> None:
+        assert self.engine is not None and self.transport is not None
+        send = self.transport.send
+        for data, peer in self.engine.drain():
+            send(data, peer)
+        self._rearm()
+
+    def _rearm(self) -> None:
+        assert self.engine is not None
+        deadline = self.engine.next_deadline()
+        if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        assert self.engine is not None
+        self.engine.on_timer(asyncio.get_running_loop().time())
+        self._flush()
+
+    def _sweep(self, _subject: object, now: float) -> None:
+        assert self.engine is not None
+        self.engine.location.expire(now)
+        self.engine.timers.add(now + EXPIRY_SWEEP, self._sweep, None)
+
+    # --- persistence --------------------------------------------------------------------
+    def _persist_binding(self, kind: str, b: Binding) -> None:
+        assert self.writer is not None
+        if kind == "delete":
+            self.writer.submit(journal.delete_registration(b.tenant_id, b.aor, b.contact_uri))
+            return
+        self.writer.submit(journal.upsert_registration(
+            tenant_id=b.tenant_id, aor=b.aor, contact_uri=b.contact_uri,
+            transport=b.peer.transport, source_host=b.peer.host, source_port=b.peer.port,
+            expires_at=b.expires_at + self.wall_offset, call_id=b.call_id, cseq=b.cseq,
+            user_agent=b.user_agent, instance_id=b.instance_id, reg_id=b.reg_id, path=b.path,
+            updated_at=time.time()))
+
+    def _persist_cdr(self, record: dict[str, Any]) -> None:
+        assert self.writer is not None
+        row = dict(record)
+        for key in ("started_at", "answered_at", "ended_at"):
+            row[key] = _dt(row[key])
+        self.writer.submit(journal.upsert_cdr(**row))
+
+    def _load_bindings(self) -> list[Binding]:
+        now = time.time()
+        with self.db.session() as s:
+            rows = s.scalars(select(Registration).where(Registration.expires_at > now)).all()
+            return [Binding(
+                tenant_id=r.tenant_id, aor=r.aor, contact_uri=r.contact_uri,
+                peer=Peer(r.transport, r.source_host, r.source_port),
+                expires_at=r.expires_at - self.wall_offset, call_id=r.call_id, cseq=r.cseq,
+                user_agent=r.user_agent, instance_id=r.instance_id, reg_id=r.reg_id,
+                path=r.path) for r in rows]
+
+    def _close_interrupted_cdrs(self) -> int:
+        now = datetime.now(UTC)
+        with self.db.session() as s:
+            result = s.execute(update(Cdr).where(Cdr.ended_at.is_(None)).values(
+                ended_at=now, disposition="interrupted", hangup_side="system"))
+            s.commit()
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    # --- configuration snapshot ---------------------------------------------------------
+    def _fingerprint_now(self) -> tuple[Any, ...]:
+        with self.db.session() as s:
+            parts: list[Any] = []
+            for model in (Tenant, Extension, SipCredential):
+                parts.extend(s.execute(select(func.count(), func.max(model.id))).one())
+            parts.append(s.scalar(select(func.max(Tenant.created_at))))
+            parts.extend(str(t.settings) for t in s.scalars(select(Tenant)))
+            return tuple(parts)
+
+    def _load_directory(self) -> Any:
+        fingerprint = self._fingerprint_now()
+        with self.db.session() as s:
+            directory = load_directory(s)
+        self._fingerprint = fingerprint
+        return directory
+
+    async def _refresh_directory(self) -> None:
+        while True:
+            await asyncio.sleep(DIRECTORY_REFRESH)
+            try:
+                fingerprint = await asyncio.to_thread(self._fingerprint_now)
+                if fingerprint != self._fingerprint and self.engine is not None:
+                    self.engine.directory = await asyncio.to_thread(self._load_directory)
+                    log.info("configuration changed: reloaded tenants and extensions")
+            except Exception:
+                log.exception("could not refresh configuration from the database")
