@@ -82,6 +82,8 @@ def cli(verbose: bool) -> None:
     """Frontdesk — a business phone system where every part has a named owner."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 # --- init / demo / serve -------------------------------------------------------------------

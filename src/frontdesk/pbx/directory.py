@@ -25,6 +25,7 @@ class TenantInfo:
     is_default: bool
     ring_timeout: float
     allow_unauthenticated_loopback: bool
+    digest_algorithms: tuple[str, ...] = ("MD5",)
 
     @property
     def realm(self) -> str:
@@ -94,6 +95,7 @@ def load_directory(session: Session) -> Directory:
             id=t.id, slug=t.slug, name=t.name, sip_domain=t.sip_domain.lower(),
             is_default=bool(t.default), ring_timeout=float(settings["ring_timeout"]),
             allow_unauthenticated_loopback=bool(settings["allow_unauthenticated_loopback"]),
+            digest_algorithms=tuple(str(a).upper() for a in settings["digest_algorithms"]),
         )
         d.tenants[t.id] = info
         d.by_domain[info.sip_domain] = info

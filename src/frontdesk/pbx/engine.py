@@ -58,7 +58,8 @@ class SipEngine:
         self.location = location
         self.tx = TransactionLayer()
         self.timers = Timers()
-        self.auth = DigestAuthenticator(secret)
+        self._secret = secret
+        self._authenticators: dict[tuple[str, ...], DigestAuthenticator] = {}
         self.guard = guard or AuthFailureGuard()
         self.registrar = Registrar(location)
         self.calls = CallManager(self.tx, self.timers, via_host=via_host, cdr_sink=cdr_sink,
@@ -193,6 +194,15 @@ class SipEngine:
         return True
 
     # --- authentication -------------------------------------------------------------------
+    def authenticator(self, tenant: TenantInfo) -> DigestAuthenticator:
+        """The digest authenticator offering the tenant's algorithms (shared secret)."""
+        algorithms = tenant.digest_algorithms
+        auth = self._authenticators.get(algorithms)
+        if auth is None:
+            auth = DigestAuthenticator(self._secret, algorithms=algorithms)
+            self._authenticators[algorithms] = auth
+        return auth
+
     def _authenticate(self, stx: ServerTransaction, req: Request, tenant: TenantInfo,
                       source: Peer, now: float) -> Credential | None:
         """The credential that signed ``req``, or None after answering 401/407."""
@@ -207,7 +217,7 @@ class SipEngine:
             if creds is None or creds.realm != tenant.realm:
                 continue
             cred = self.directory.credential(tenant.id, creds.username)
-            result = self.auth.verify(
+            result = self.authenticator(tenant).verify(
                 creds, req.method, tenant.realm, now,
                 lambda _u, alg: cred.ha1(alg) if cred is not None else None)
             if result.ok and cred is not None:
@@ -227,7 +237,7 @@ class SipEngine:
                    stale: bool = False) -> None:
         proxy = req.method != "REGISTER"
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
-        values = self.auth.challenge(tenant.realm, now, stale=stale)
+        values = self.authenticator(tenant).challenge(tenant.realm, now, stale=stale)
         self._answer(stx, req, 407 if proxy else 401, now,
                      headers=tuple((name, v) for v in values))
 

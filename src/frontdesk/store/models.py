@@ -52,6 +52,10 @@ NAMING_CONVENTION = {
 TENANT_SETTING_DEFAULTS: dict[str, Any] = {
     "ring_timeout": 30,
     "allow_unauthenticated_loopback": False,
+    # Digest algorithms offered, in order. baresip 1.0 and SIPp 3.6 fail on any SHA-256
+    # challenge, so MD5 alone is the default; tenants whose phones support RFC 8760 can
+    # set ["SHA-256", "MD5"] or ["SHA-256"].
+    "digest_algorithms": ["MD5"],
 }
 
 CDR_DISPOSITIONS = (
