@@ -15,24 +15,87 @@ from frontdesk.sip.errors import SipParseError
 from frontdesk.sip.uri import format_params, is_token, parse_params
 
 COMPACT_FORMS: dict[str, str] = {
-    "i": "Call-ID", "m": "Contact", "e": "Content-Encoding", "l": "Content-Length",
-    "c": "Content-Type", "f": "From", "s": "Subject", "k": "Supported", "t": "To",
-    "v": "Via", "o": "Event", "u": "Allow-Events", "r": "Refer-To", "b": "Referred-By",
-    "x": "Session-Expires", "a": "Accept-Contact", "j": "Reject-Contact",
-    "d": "Request-Disposition", "y": "Identity", "n": "Identity-Info",
+    "i": "Call-ID",
+    "m": "Contact",
+    "e": "Content-Encoding",
+    "l": "Content-Length",
+    "c": "Content-Type",
+    "f": "From",
+    "s": "Subject",
+    "k": "Supported",
+    "t": "To",
+    "v": "Via",
+    "o": "Event",
+    "u": "Allow-Events",
+    "r": "Refer-To",
+    "b": "Referred-By",
+    "x": "Session-Expires",
+    "a": "Accept-Contact",
+    "j": "Reject-Contact",
+    "d": "Request-Disposition",
+    "y": "Identity",
+    "n": "Identity-Info",
 }
 
 _KNOWN = (
-    "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Max-Forwards", "Content-Length",
-    "Content-Type", "Expires", "Route", "Record-Route", "Allow", "Supported", "Require",
-    "Proxy-Require", "Unsupported", "User-Agent", "Server", "Authorization",
-    "WWW-Authenticate", "Proxy-Authorization", "Proxy-Authenticate", "Accept",
-    "Accept-Encoding", "Accept-Language", "Event", "Subscription-State", "Allow-Events",
-    "Date", "Timestamp", "Min-Expires", "Retry-After", "Reason", "Warning", "Subject",
-    "Content-Encoding", "Content-Disposition", "Refer-To", "Referred-By", "Session-Expires",
-    "Min-SE", "P-Asserted-Identity", "Privacy", "Path", "RSeq", "RAck", "Organization",
-    "Priority", "In-Reply-To", "Reply-To", "Call-Info", "Alert-Info", "Error-Info",
-    "Authentication-Info", "MIME-Version", "Diversion", "Replaces",
+    "Via",
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Contact",
+    "Max-Forwards",
+    "Content-Length",
+    "Content-Type",
+    "Expires",
+    "Route",
+    "Record-Route",
+    "Allow",
+    "Supported",
+    "Require",
+    "Proxy-Require",
+    "Unsupported",
+    "User-Agent",
+    "Server",
+    "Authorization",
+    "WWW-Authenticate",
+    "Proxy-Authorization",
+    "Proxy-Authenticate",
+    "Accept",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Event",
+    "Subscription-State",
+    "Allow-Events",
+    "Date",
+    "Timestamp",
+    "Min-Expires",
+    "Retry-After",
+    "Reason",
+    "Warning",
+    "Subject",
+    "Content-Encoding",
+    "Content-Disposition",
+    "Refer-To",
+    "Referred-By",
+    "Session-Expires",
+    "Min-SE",
+    "P-Asserted-Identity",
+    "Privacy",
+    "Path",
+    "RSeq",
+    "RAck",
+    "Organization",
+    "Priority",
+    "In-Reply-To",
+    "Reply-To",
+    "Call-Info",
+    "Alert-Info",
+    "Error-Info",
+    "Authentication-Info",
+    "MIME-Version",
+    "Diversion",
+    "Replaces",
 )
 CANONICAL: dict[str, str] = {n.lower(): n for n in _KNOWN}
 for _c, _full in COMPACT_FORMS.items():
@@ -40,29 +103,63 @@ for _c, _full in COMPACT_FORMS.items():
 
 # Headers whose value may be a comma-separated list (RFC 3261 §7.3.1).
 MULTI_VALUED = frozenset(
-    n.lower() for n in (
-        "Via", "Contact", "Route", "Record-Route", "Allow", "Supported", "Require",
-        "Proxy-Require", "Unsupported", "Accept", "Accept-Encoding", "Accept-Language",
-        "Allow-Events", "Path", "Warning", "Diversion", "Reason", "Call-Info",
-        "Alert-Info", "Error-Info", "In-Reply-To",
+    n.lower()
+    for n in (
+        "Via",
+        "Contact",
+        "Route",
+        "Record-Route",
+        "Allow",
+        "Supported",
+        "Require",
+        "Proxy-Require",
+        "Unsupported",
+        "Accept",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Allow-Events",
+        "Path",
+        "Warning",
+        "Diversion",
+        "Reason",
+        "Call-Info",
+        "Alert-Info",
+        "Error-Info",
+        "In-Reply-To",
     )
 )
 # Headers that must appear at most once (RFC 4475 §3.3.8 multi01, §3.3.9 mcl01).
 SINGLE_VALUED = frozenset(
-    ("from", "to", "call-id", "cseq", "max-forwards", "content-length", "content-type",
-     "expires")
+    ("from", "to", "call-id", "cseq", "max-forwards", "content-length", "content-type", "expires")
 )
+
+
+_NAME_CACHE: dict[str, tuple[str, str]] = {}  # spelling -> (canonical name, lookup key)
+_NAME_CACHE_MAX = 1024  # bounded: header names come from peers
+
+
+def _name_and_key(name: str) -> tuple[str, str]:
+    """(canonical name, lower-case lookup key) for any spelling, cached for common ones."""
+    found = _NAME_CACHE.get(name)
+    if found is None:
+        canonical = CANONICAL.get(name.lower(), name)
+        found = (canonical, canonical.lower())
+        if len(_NAME_CACHE) < _NAME_CACHE_MAX:
+            _NAME_CACHE[name] = found
+    return found
 
 
 def canonical_name(name: str) -> str:
     """The canonical spelling of a header name (compact forms expanded)."""
-    return CANONICAL.get(name.lower(), name)
+    return _name_and_key(name)[0]
 
 
 def split_list(value: str) -> list[str]:
     """Split a comma-separated header value, ignoring commas in quotes and ``<...>``."""
     if "," not in value:
         return [value.strip()]
+    if '"' not in value and "<" not in value:
+        return [part.strip() for part in value.split(",")]
     parts: list[str] = []
     depth = 0
     in_quote = False
@@ -94,12 +191,26 @@ class Headers:
     """Ordered, case-insensitive header list that preserves what was received.
 
     Each entry is ``(canonical name, value)``. Lookup is by any spelling or compact form.
+    A parallel list of lower-case keys makes every lookup one C-level scan.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_keys")
 
     def __init__(self, items: list[tuple[str, str]] | None = None) -> None:
-        self._items: list[tuple[str, str]] = items if items is not None else []
+        self._items: list[tuple[str, str]] = []
+        self._keys: list[str] = []
+        for name, value in items or ():
+            cname, key = _name_and_key(name)
+            self._items.append((cname, value))
+            self._keys.append(key)
+
+    @classmethod
+    def _trusted(cls, items: list[tuple[str, str]], keys: list[str]) -> Headers:
+        """Build from canonical names and their keys (the parser has computed both)."""
+        headers = cls.__new__(cls)
+        headers._items = items
+        headers._keys = keys
+        return headers
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
@@ -108,23 +219,28 @@ class Headers:
         return len(self._items)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
+        return isinstance(name, str) and _name_and_key(name)[1] in self._keys
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
 
     def copy(self) -> Headers:
-        return Headers(list(self._items))
+        return Headers._trusted(list(self._items), list(self._keys))
 
     def get(self, name: str) -> str | None:
         """The first value of ``name`` (as one header line), or None."""
-        key = canonical_name(name).lower()
-        for n, v in self._items:
-            if n.lower() == key:
-                return v
-        return None
+        key = _name_and_key(name)[1]
+        try:
+            return self._items[self._keys.index(key)][1]
+        except ValueError:
+            return None
 
     def get_all(self, name: str) -> list[str]:
         """Every header line of ``name``, in order (not split at commas)."""
-        key = canonical_name(name).lower()
-        return [v for n, v in self._items if n.lower() == key]
+        key = _name_and_key(name)[1]
+        if self._keys.count(key) == 1:
+            return [self._items[self._keys.index(key)][1]]
+        return [item[1] for k, item in zip(self._keys, self._items, strict=True) if k == key]
 
     def values(self, name: str) -> list[str]:
         """Every value of a list header, split at commas, in order."""
@@ -134,55 +250,79 @@ class Headers:
         return out
 
     def count(self, name: str) -> int:
-        key = canonical_name(name).lower()
-        return sum(1 for n, _ in self._items if n.lower() == key)
+        return self._keys.count(_name_and_key(name)[1])
 
     def add(self, name: str, value: str) -> None:
         """Append a header line."""
-        self._items.append((canonical_name(name), value))
+        cname, key = _name_and_key(name)
+        self._items.append((cname, value))
+        self._keys.append(key)
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a header line before the first of the same name (or at the top)."""
-        cname = canonical_name(name)
-        key = cname.lower()
-        for i, (n, _) in enumerate(self._items):
-            if n.lower() == key:
-                self._items.insert(i, (cname, value))
-                return
-        self._items.insert(0, (cname, value))
+        cname, key = _name_and_key(name)
+        try:
+            i = self._keys.index(key)
+        except ValueError:
+            i = 0
+        self._items.insert(i, (cname, value))
+        self._keys.insert(i, key)
 
     def set(self, name: str, value: str) -> None:
         """Replace every line of ``name`` with one line, keeping the first one's position."""
-        cname = canonical_name(name)
-        key = cname.lower()
-        for i, (n, _) in enumerate(self._items):
-            if n.lower() == key:
-                self._items[i] = (cname, value)
-                self._items[i + 1 :] = [it for it in self._items[i + 1 :] if it[0].lower() != key]
-                return
-        self._items.append((cname, value))
+        cname, key = _name_and_key(name)
+        try:
+            i = self._keys.index(key)
+        except ValueError:
+            self.add(cname, value)
+            return
+        self.remove(cname)
+        self._items.insert(i, (cname, value))
+        self._keys.insert(i, key)
 
     def remove(self, name: str) -> None:
-        key = canonical_name(name).lower()
-        self._items = [it for it in self._items if it[0].lower() != key]
+        key = _name_and_key(name)[1]
+        if key in self._keys:
+            kept = [(k, it) for k, it in zip(self._keys, self._items, strict=True) if k != key]
+            self._keys = [k for k, _ in kept]
+            self._items = [it for _, it in kept]
+
+    def _first_problem(self, required: tuple[str, ...], single: frozenset[str]) -> str | None:
+        """The first required header that is missing or single-valued header that repeats."""
+        keys = self._keys
+        for name in required:
+            if name.lower() not in keys:
+                return f"missing required header {name}"
+        if len(set(keys)) != len(keys):
+            for key in single:
+                if keys.count(key) > 1:
+                    return f"more than one {canonical_name(key)} header"
+        return None
 
     def remove_first_value(self, name: str) -> str | None:
         """Remove and return the first comma-separated value of ``name`` (top Via)."""
-        key = canonical_name(name).lower()
-        for i, (n, v) in enumerate(self._items):
-            if n.lower() == key:
-                parts = split_list(v)
-                first = parts[0]
-                if len(parts) == 1:
-                    del self._items[i]
-                else:
-                    self._items[i] = (n, ", ".join(parts[1:]))
-                return first
-        return None
+        key = _name_and_key(name)[1]
+        try:
+            i = self._keys.index(key)
+        except ValueError:
+            return None
+        n, v = self._items[i]
+        parts = split_list(v)
+        first = parts[0]
+        if len(parts) == 1:
+            del self._items[i]
+            del self._keys[i]
+        else:
+            self._items[i] = (n, ", ".join(parts[1:]))
+        return first
 
 
-_VIA_RE = re.compile(r"SIP[ \t]*/[ \t]*([^ \t/]+)[ \t]*/[ \t]*([^ \t;]+)[ \t]+(.*)\Z", re.S | re.I)
-_SENT_BY_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:[ \t]*:[ \t]*([0-9]{1,10}))?\Z")
+_VIA_RE = re.compile(
+    r"[ \t]*SIP[ \t]*/[ \t]*([^ \t/]+)[ \t]*/[ \t]*([^ \t;/]+)[ \t]+"
+    r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:[ \t]*:[ \t]*([0-9]{1,10}))?[ \t]*(?:;(.*))?\Z",
+    re.S | re.I,
+)
+_CSEQ_RE = re.compile(r"[ \t]*([0-9]{1,10})[ \t]+([^ \t]+)[ \t]*\Z")
 
 MAGIC_COOKIE = "z9hG4bK"
 
@@ -199,27 +339,28 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
-        m = _VIA_RE.match(text.strip())
+        """Parse one Via value (LWS allowed around '/', ':', ';' and '=', RFC 4475 wsinv)."""
+        m = _VIA_RE.match(text)
         if not m:
-            raise SipParseError(f"bad Via {text!r}")
-        version, transport, rest = m.group(1), m.group(2).upper(), m.group(3)
-        if not is_token(transport):
-            raise SipParseError(f"bad Via {text!r}: transport")
-        sent_by, _, ptext = rest.partition(";")
-        sm = _SENT_BY_RE.match(sent_by.strip())
-        if not sm:
-            raise SipParseError(f"bad Via {text!r}: sent-by {sent_by.strip()!r}")
+            raise SipParseError(f"bad Via {text!r}: expected 'SIP/2.0/transport host[:port]'")
+        version, transport, host, port_text, ptext = m.groups()
+        if not is_token(transport) or not is_token(version):
+            raise SipParseError(f"bad Via {text!r}: protocol version or transport")
         port = None
-        if sm.group(2) is not None:
-            port = int(sm.group(2))
+        if port_text is not None:
+            port = int(port_text)
             if not 0 < port < 65536:
                 raise SipParseError(f"bad Via {text!r}: port out of range")
-        params = parse_params(ptext, f"Via {text!r}") if _ else {}
-        return cls(transport, sm.group(1), port, params, version)
+        params = parse_params(ptext, f"Via {text!r}") if ptext is not None else {}
+        return cls(transport.upper(), host, port, params, version)
 
     def __str__(self) -> str:
         port = f":{self.port}" if self.port is not None else ""
         return f"SIP/{self.version}/{self.transport} {self.host}{port}{format_params(self.params)}"
+
+    def copy(self) -> Via:
+        """An independent copy (the parameters dict is not shared)."""
+        return Via(self.transport, self.host, self.port, dict(self.params), self.version)
 
     @property
     def branch(self) -> str | None:
@@ -238,13 +379,13 @@ class CSeq:
 
     @classmethod
     def parse(cls, text: str) -> CSeq:
-        parts = text.split()
-        if len(parts) != 2 or not parts[0].isdigit() or not is_token(parts[1]):
-            raise SipParseError(f"bad CSeq {text!r}")
-        number = int(parts[0])
+        m = _CSEQ_RE.match(text)
+        if not m or not is_token(m.group(2)):
+            raise SipParseError(f"bad CSeq {text!r}: expected 'number METHOD'")
+        number = int(m.group(1))
         if number >= 2**31:
-            raise SipParseError(f"bad CSeq {text!r}: sequence number too large")
-        return cls(number, parts[1])
+            raise SipParseError(f"bad CSeq {text!r}: sequence number must be below 2**31")
+        return cls(number, m.group(2))
 
     def __str__(self) -> str:
         return f"{self.number} {self.method}"

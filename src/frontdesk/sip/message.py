@@ -6,44 +6,68 @@ and, when the request's start line and headers were readable, the partial reques
 caller can answer it. ``bytes(msg)`` serializes with a correct Content-Length.
 
 Header values are kept as received (after unfolding); structured values (Via, From/To, CSeq)
-are parsed when asked for. Text is decoded as UTF-8 with surrogateescape so that any octet
-round-trips. This module never does I/O and never looks at a clock.
+are parsed when asked for and remembered against the exact header string they came from, so
+reading ``top_via`` or ``cseq`` again is cheap and a changed header is parsed afresh. Mutable
+results (Via, NameAddr) are copies: changing one never changes the message. Text is decoded as
+UTF-8 with surrogateescape so that any octet round-trips. This module never does I/O and never
+looks at a clock.
 """
 
 from __future__ import annotations
 
 import re
 
-from frontdesk.sip.errors import SipParseError
-from frontdesk.sip.headers import (
-    MULTI_VALUED,
-    SINGLE_VALUED,
-    CSeq,
-    Headers,
-    Via,
-    canonical_name,
-    split_list,
-)
-from frontdesk.sip.uri import NameAddr, SipURI, is_token
+from frontdesk.sip.errors import LocalProtocolError, SipParseError
+from frontdesk.sip.headers import SINGLE_VALUED, CSeq, Headers, Via, canonical_name, split_list
+from frontdesk.sip.uri import NameAddr, SipURI, is_digits, is_token
 
 MAX_MESSAGE_SIZE = 65535
 SIP_VERSION = "SIP/2.0"
 
 REASONS: dict[int, str] = {
-    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
-    183: "Session Progress", 200: "OK", 202: "Accepted", 301: "Moved Permanently",
-    302: "Moved Temporarily", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-    404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
-    407: "Proxy Authentication Required", 408: "Request Timeout", 410: "Gone",
-    413: "Request Entity Too Large", 415: "Unsupported Media Type",
-    416: "Unsupported URI Scheme", 420: "Bad Extension", 421: "Extension Required",
-    423: "Interval Too Brief", 480: "Temporarily Unavailable",
-    481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 483: "Too Many Hops",
-    484: "Address Incomplete", 486: "Busy Here", 487: "Request Terminated",
-    488: "Not Acceptable Here", 489: "Bad Event", 491: "Request Pending",
-    500: "Server Internal Error", 501: "Not Implemented", 503: "Service Unavailable",
-    504: "Server Time-out", 505: "Version Not Supported", 513: "Message Too Large",
-    600: "Busy Everywhere", 603: "Decline", 604: "Does Not Exist Anywhere",
+    100: "Trying",
+    180: "Ringing",
+    181: "Call Is Being Forwarded",
+    182: "Queued",
+    183: "Session Progress",
+    200: "OK",
+    202: "Accepted",
+    301: "Moved Permanently",
+    302: "Moved Temporarily",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    410: "Gone",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme",
+    420: "Bad Extension",
+    421: "Extension Required",
+    423: "Interval Too Brief",
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    483: "Too Many Hops",
+    484: "Address Incomplete",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    489: "Bad Event",
+    491: "Request Pending",
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    504: "Server Time-out",
+    505: "Version Not Supported",
+    513: "Message Too Large",
+    600: "Busy Everywhere",
+    603: "Decline",
+    604: "Does Not Exist Anywhere",
     606: "Not Acceptable",
 }
 
@@ -51,28 +75,51 @@ _ENC = "utf-8"
 _ERRS = "surrogateescape"
 _FOLD_RE = re.compile(r"\r?\n[ \t]+")
 _HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
+_VERSION_RE = re.compile(r"SIP/[0-9]{1,3}\.[0-9]{1,3}\Z", re.I)
+_URI_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:")
+_REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
 
 
 class Message:
     """What requests and responses share: headers, body and structured views of both."""
 
-    __slots__ = ("body", "headers")
+    __slots__ = ("_cseq", "_from", "_to", "_top_via", "_vias", "body", "headers")
 
     def __init__(self, headers: Headers | None = None, body: bytes = b"") -> None:
         self.headers = headers if headers is not None else Headers()
         self.body = body
+        # parsed views, each with the header string(s) it was parsed from
+        self._vias: tuple[list[str], list[Via]] | None = None
+        self._top_via: tuple[str, Via] | None = None
+        self._cseq: tuple[str, CSeq] | None = None
+        self._from: tuple[str, NameAddr] | None = None
+        self._to: tuple[str, NameAddr] | None = None
 
-    # --- structured views (parsed on demand) -------------------------------------------
+    # --- structured views (parsed on demand, remembered per header string) --------------
     @property
     def vias(self) -> list[Via]:
-        return [Via.parse(v) for v in self.headers.values("Via")]
+        """Every Via value, top first; an empty element (``Via: a, , b``) is an error."""
+        lines = self.headers.get_all("Via")
+        cached = self._vias
+        if cached is None or not _same_strings(cached[0], lines):
+            parsed = [Via.parse(v) for line in lines for v in split_list(line)]
+            cached = self._vias = (lines, parsed)
+        return [v.copy() for v in cached[1]]
 
     @property
     def top_via(self) -> Via:
         line = self.headers.get("Via")
         if line is None:
             raise SipParseError("missing Via")
-        return Via.parse(split_list(line)[0])
+        cached = self._top_via
+        if cached is None or cached[0] is not line:
+            vias = self._vias
+            if vias is not None and vias[0] and vias[0][0] is line and vias[1]:
+                top = vias[1][0]
+            else:
+                top = Via.parse(split_list(line)[0])
+            cached = self._top_via = (line, top)
+        return cached[1].copy()
 
     @property
     def call_id(self) -> str:
@@ -83,15 +130,26 @@ class Message:
         value = self.headers.get("CSeq")
         if value is None:
             raise SipParseError("missing CSeq")
-        return CSeq.parse(value)
+        cached = self._cseq
+        if cached is None or cached[0] is not value:
+            cached = self._cseq = (value, CSeq.parse(value))
+        return cached[1]
 
     @property
     def from_(self) -> NameAddr:
-        return _name_addr(self.headers, "From")
+        value = _required(self.headers, "From")
+        cached = self._from
+        if cached is None or cached[0] is not value:
+            cached = self._from = (value, NameAddr.parse(value))
+        return cached[1].copy()
 
     @property
     def to(self) -> NameAddr:
-        return _name_addr(self.headers, "To")
+        value = _required(self.headers, "To")
+        cached = self._to
+        if cached is None or cached[0] is not value:
+            cached = self._to = (value, NameAddr.parse(value))
+        return cached[1].copy()
 
     @property
     def contacts(self) -> list[NameAddr]:
@@ -113,19 +171,25 @@ class Message:
     def __bytes__(self) -> bytes:
         lines = [self.start_line()]
         for name, value in self.headers:
-            if name == "Content-Length":
-                continue
-            lines.append(f"{name}: {value}")
+            if name != "Content-Length":
+                lines.append(f"{name}: {value}")
         lines.append(f"Content-Length: {len(self.body)}")
         lines.append("\r\n")
-        return "\r\n".join(lines).encode(_ENC, _ERRS) + self.body
+        text = "\r\n".join(lines)
+        if text.count("\n") != len(lines) or text.count("\r") != len(lines):
+            raise LocalProtocolError("a start line or header holds CR or LF: refusing to send")
+        return text.encode(_ENC, _ERRS) + self.body
 
 
-def _name_addr(headers: Headers, name: str) -> NameAddr:
+def _same_strings(a: list[str], b: list[str]) -> bool:
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+def _required(headers: Headers, name: str) -> str:
     value = headers.get(name)
     if value is None:
         raise SipParseError(f"missing {name}")
-    return NameAddr.parse(value)
+    return value
 
 
 class Request(Message):
@@ -179,18 +243,18 @@ def make_response(
 ) -> Response:
     """A response to ``request`` per RFC 3261 §8.2.6: Via, From, To (+tag), Call-ID, CSeq."""
     headers = Headers()
-    src = request.headers
-    for name, value in src:
-        lname = name.lower()
-        if lname in ("via", "from", "call-id", "cseq"):
+    for name, value in request.headers:
+        if name in ("Via", "From", "Call-ID", "CSeq"):
             headers.add(name, value)
-        elif lname == "to":
+        elif name == "To":
             if to_tag and status > 100 and ";tag=" not in value.replace(" ", "").lower():
                 value = f"{value};tag={to_tag}"
             headers.add(name, value)
-        elif lname == "record-route" and 100 < status < 300:
+        elif name == "Record-Route" and 100 < status < 300:
             headers.add(name, value)
-    return Response(status, reason if reason is not None else REASONS.get(status, ""), headers, body)
+    return Response(
+        status, reason if reason is not None else REASONS.get(status, ""), headers, body
+    )
 
 
 # --- parsing --------------------------------------------------------------------------
@@ -199,31 +263,31 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
 
     ``stream`` is True for a message framed from TCP (the framer already cut the body to
     Content-Length). For a datagram, octets past Content-Length are ignored (RFC 4475
-    §3.1.1.8) and a Content-Length beyond the datagram is an error (§3.1.2.2).
+    §3.1.1.8) and a Content-Length beyond the datagram is an error (§3.1.2.2). CRLFs before
+    the start line are skipped (RFC 3261 §7.5). Anything wrong raises `SipParseError`, never
+    another exception; for a request whose start line was readable, ``partial`` holds it.
     """
     if len(data) > MAX_MESSAGE_SIZE:
         raise SipParseError("message too large", 513)
-    m = _HEADER_END_RE.search(data)
-    if m is not None:
-        head = data[: m.start()].decode(_ENC, _ERRS)
-        body = data[m.end() :]
-    elif stream:
-        raise SipParseError("no empty line after the headers")
-    else:  # a datagram that ends without the empty line: headers only
-        head = data.rstrip(b"\r\n").decode(_ENC, _ERRS)
-        body = b""
-    if "\n " in head or "\n\t" in head:
-        head = _FOLD_RE.sub(" ", head)
-    lines = head.split("\r\n") if "\r\n" in head else head.split("\n")
+    if data[:1] in (b"\r", b"\n"):
+        data = data.lstrip(b"\r\n")
+        if not data:
+            raise SipParseError("only CRLF: a keep-alive, not a SIP message")
+    head, body = _split_head(data, stream)
+    lines = _split_lines(head.decode(_ENC, _ERRS))
+    headers, bad_line = _parse_header_lines(lines)
     start = lines[0]
-    headers = _parse_header_lines(lines[1:])
-    if start.startswith("SIP/"):
+    if start[:4].upper() == "SIP/":
+        if bad_line is not None:
+            raise SipParseError(bad_line)
         response = _parse_status_line(start, headers)
         response.body = _take_body(headers, body, stream)
-        _check_response(response)
+        _check_common(response)
         return response
     request = _parse_request_line(start, headers)
     try:
+        if bad_line is not None:
+            raise SipParseError(bad_line)
         request.body = _take_body(headers, body, stream)
         _check_request(request)
     except SipParseError as e:
@@ -232,15 +296,69 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
     return request
 
 
-def _parse_header_lines(lines: list[str]) -> Headers:
+def _split_head(data: bytes, stream: bool) -> tuple[bytes, bytes]:
+    """(header section, everything after the empty line)."""
+    end = data.find(b"\r\n\r\n")
+    if end >= 0 and data.find(b"\n\n", 0, end) < 0:
+        return data[:end], data[end + 4 :]
+    m = _HEADER_END_RE.search(data)  # tolerate bare LF line ends
+    if m is not None:
+        return data[: m.start()], data[m.end() :]
+    if stream:
+        raise SipParseError("no empty line after the headers")
+    return data.rstrip(b"\r\n"), b""  # a datagram that ends without the empty line
+
+
+def _split_lines(head: str) -> list[str]:
+    """Unfold continuation lines and split; a CR or LF left inside a line is an error."""
+    if "\n " in head or "\n\t" in head:
+        head = _FOLD_RE.sub(" ", head)
+    if "\r\n" in head:
+        lines = head.split("\r\n")
+        breaks = len(lines) - 1
+        if head.count("\n") != breaks or head.count("\r") != breaks:
+            raise SipParseError("bare CR or LF inside a header line")
+        return lines
+    if "\r" in head:
+        raise SipParseError("bare CR inside a header line")
+    return head.split("\n")
+
+
+_RAW_NAMES: dict[str, tuple[str, str]] = {}  # text before ':' -> (canonical name, key)
+_RAW_NAMES_MAX = 1024  # bounded: names come from peers
+
+
+def _header_name(raw: str) -> tuple[str, str] | None:
+    """(canonical name, key) for the text before a header's colon; None if not a token."""
+    found = _RAW_NAMES.get(raw)
+    if found is None:
+        name = raw.rstrip(" \t")
+        if not is_token(name):
+            return None
+        canonical = canonical_name(name)
+        found = (canonical, canonical.lower())
+        if len(_RAW_NAMES) < _RAW_NAMES_MAX:
+            _RAW_NAMES[raw] = found
+    return found
+
+
+def _parse_header_lines(lines: list[str]) -> tuple[Headers, str | None]:
+    """Headers from every line after the start line, and the first malformed line's error
+    (malformed lines are left out so that a 400 can still echo Via, Call-ID and CSeq)."""
     items: list[tuple[str, str]] = []
-    for line in lines:
-        name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not colon or not is_token(name):
-            raise SipParseError(f"malformed header line {line[:60]!r}")
-        items.append((canonical_name(name), value.strip(" \t")))
-    return Headers(items)
+    keys: list[str] = []
+    problem: str | None = None
+    for i in range(1, len(lines)):
+        line = lines[i]
+        raw, colon, value = line.partition(":")
+        found = _header_name(raw) if colon else None
+        if found is None:
+            if problem is None:
+                problem = f"malformed header line {line[:60]!r}"
+            continue
+        items.append((found[0], value.strip(" \t")))
+        keys.append(found[1])
+    return Headers._trusted(items, keys), problem
 
 
 def _parse_request_line(line: str, headers: Headers) -> Request:
@@ -252,19 +370,18 @@ def _parse_request_line(line: str, headers: Headers) -> Request:
         )
     method, uri, version = parts
     if not is_token(method):
-        raise SipParseError(f"bad method {method!r}")
+        raise SipParseError(f"bad method {method[:40]!r}", partial=Request("UNKNOWN", uri, headers))
     partial = Request(method, uri, headers)
     if version.upper() != SIP_VERSION:
-        raise SipParseError(f"unsupported version {version!r}", 505, partial)
-    if uri.startswith("<") or "\t" in uri:
-        raise SipParseError("bad Request-URI", partial=partial)
+        status = 505 if _VERSION_RE.match(version) else 400
+        raise SipParseError(f"unsupported version {version[:20]!r}", status, partial)
     return partial
 
 
 def _parse_status_line(line: str, headers: Headers) -> Response:
     version, _, rest = line.partition(" ")
     code, _, reason = rest.partition(" ")
-    if version.upper() != SIP_VERSION or len(code) != 3 or not code.isdigit():
+    if version.upper() != SIP_VERSION or len(code) != 3 or not is_digits(code, 3):
         raise SipParseError(f"malformed status line {line[:60]!r}")
     status = int(code)
     if not 100 <= status <= 699:
@@ -279,8 +396,8 @@ def _take_body(headers: Headers, body: bytes, stream: bool) -> bytes:
     if len(values) > 1:
         raise SipParseError("more than one Content-Length")
     text = values[0]
-    if not text.isdigit():
-        raise SipParseError(f"bad Content-Length {text!r}")
+    if not is_digits(text, 10):
+        raise SipParseError(f"bad Content-Length {text[:20]!r}")
     length = int(text)
     if length > len(body):
         raise SipParseError(f"Content-Length {length} is larger than the message body")
@@ -288,15 +405,9 @@ def _take_body(headers: Headers, body: bytes, stream: bool) -> bytes:
 
 
 def _check_common(msg: Message) -> None:
-    for name in ("Via", "From", "To", "Call-ID", "CSeq"):
-        if msg.headers.get(name) is None:
-            raise SipParseError(f"missing required header {name}")
-    for name, _ in msg.headers:
-        lname = name.lower()
-        if lname in SINGLE_VALUED and msg.headers.count(name) > 1:
-            raise SipParseError(f"more than one {name} header")
-        if lname in MULTI_VALUED and lname == "via":
-            continue
+    problem = msg.headers._first_problem(_REQUIRED, SINGLE_VALUED)
+    if problem is not None:
+        raise SipParseError(problem)
     msg.vias  # noqa: B018 - every Via must parse
     msg.from_  # noqa: B018
     msg.to  # noqa: B018
@@ -308,19 +419,13 @@ def _check_request(request: Request) -> None:
     if request.cseq.method != request.method:
         raise SipParseError("CSeq method does not match the request method")
     mf = request.headers.get("Max-Forwards")
-    if mf is not None and (not mf.isdigit() or int(mf) > 255):
-        raise SipParseError(f"bad Max-Forwards {mf!r}")
+    if mf is not None and (not is_digits(mf, 10) or int(mf) > 255):
+        raise SipParseError(f"bad Max-Forwards {mf[:20]!r}")
     expires = request.headers.get("Expires")
-    if expires is not None and (not expires.isdigit() or len(expires) > 10):
-        raise SipParseError(f"bad Expires {expires!r}")
-    scheme, colon, _ = request.uri.partition(":")
-    if not colon or not scheme:
-        raise SipParseError("bad Request-URI")
-    if scheme.lower() in ("sip", "sips"):
-        uri = request.ruri
-        if uri.headers is not None:
-            raise SipParseError("Request-URI must not contain headers")
-
-
-def _check_response(response: Response) -> None:
-    _check_common(response)
+    if expires is not None and (not is_digits(expires, 10) or int(expires) > 2**32 - 1):
+        raise SipParseError(f"bad Expires {expires[:20]!r}")
+    uri = request.uri
+    if not _URI_SCHEME_RE.match(uri):
+        raise SipParseError(f"bad Request-URI {uri[:60]!r}")
+    if SipURI.parse(uri).headers is not None and uri[:4].lower() in ("sip:", "sips"):
+        raise SipParseError("Request-URI must not contain headers")

@@ -15,15 +15,23 @@ from frontdesk.sip.errors import SipParseError
 
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*\Z")
 _HOST_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?\Z")
-_TOKEN_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
-)
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 _WS = " \t"
+
+
+# never inside a URI: whitespace, controls, DEL, the delimiters that end one, and quotes
+_NOT_IN_URI = frozenset(' <>"\x7f').union(chr(c) for c in range(32))
+_PARAM_VALUE_CHARS = _TOKEN_CHARS.union("[]:")
 
 
 def is_token(text: str) -> bool:
     """True if ``text`` is a non-empty RFC 3261 token."""
-    return bool(text) and all(c in _TOKEN_CHARS for c in text)
+    return bool(text) and _TOKEN_CHARS.issuperset(text)
+
+
+def is_digits(text: str, max_len: int = 10) -> bool:
+    """True if ``text`` is 1..``max_len`` ASCII digits (``str.isdigit`` also accepts "²")."""
+    return 0 < len(text) <= max_len and text.isascii() and text.isdigit()
 
 
 def parse_params(text: str, what: str) -> dict[str, str | None]:
@@ -38,7 +46,8 @@ def parse_params(text: str, what: str) -> dict[str, str | None]:
         return params
     if text[0] == ";":
         text = text[1:]
-    for raw in _split_outside_quotes(text, ";"):
+    raws = _split_outside_quotes(text, ";") if '"' in text else text.split(";")
+    for raw in raws:
         name, eq, value = raw.partition("=")
         name = name.strip(_WS)
         if not is_token(name):
@@ -64,7 +73,7 @@ def _is_quoted(value: str) -> bool:
 
 def _is_host_like(value: str) -> bool:
     # IPv6 references and host:port values appear as parameter values (received, maddr)
-    return all(c in _TOKEN_CHARS or c in "[]:" for c in value)
+    return _PARAM_VALUE_CHARS.issuperset(value)
 
 
 def _split_outside_quotes(text: str, sep: str) -> list[str]:
@@ -111,8 +120,8 @@ class SipURI:
         scheme, colon, rest = text.partition(":")
         if not colon or not _SCHEME_RE.match(scheme):
             raise SipParseError(f"bad URI {text!r}: missing or invalid scheme")
-        if any(c in rest for c in " \t\r\n<>"):
-            raise SipParseError(f"bad URI {text!r}: whitespace or <> inside a URI")
+        if not _NOT_IN_URI.isdisjoint(rest):
+            raise SipParseError(f"bad URI {text!r}: whitespace, control, quote or <> inside a URI")
         lower = scheme.lower()
         if lower not in ("sip", "sips"):
             if not rest:
@@ -162,6 +171,19 @@ class SipURI:
             out.append("?" + self.headers)
         return "".join(out)
 
+    def copy(self) -> SipURI:
+        """An independent copy (the parameters dict is not shared)."""
+        return SipURI(
+            self.scheme,
+            self.host,
+            self.user,
+            self.password,
+            self.port,
+            dict(self.params),
+            self.headers,
+            self.opaque,
+        )
+
     @property
     def is_sip(self) -> bool:
         return self.opaque is None
@@ -207,7 +229,8 @@ class NameAddr:
         if lt >= 0:
             name = s[:lt].strip(_WS)
             if name:
-                if display is not None or not all(is_token(w) for w in name.split()):
+                words = name.replace("\t", " ").split(" ")
+                if display is not None or not all(is_token(w) for w in words if w):
                     raise SipParseError(
                         f"bad address {text!r}: display name must be tokens or quoted"
                     )
@@ -216,7 +239,10 @@ class NameAddr:
             if gt < 0:
                 raise SipParseError(f"bad address {text!r}: missing '>'")
             uri = SipURI.parse(s[lt + 1 : gt])
-            params = parse_params(s[gt + 1 :], f"address {text!r}")
+            rest = s[gt + 1 :].lstrip(_WS)
+            if rest and rest[0] != ";":
+                raise SipParseError(f"bad address {text!r}: text after '>' must be ;parameters")
+            params = parse_params(rest, f"address {text!r}") if rest else {}
             return cls(uri, display, params, True)
         # addr-spec: parameters after ';' belong to the header, and ',' ';' '?' must not
         # appear inside the URI itself (RFC 3261 §20.10)
@@ -231,6 +257,10 @@ class NameAddr:
     def __str__(self) -> str:
         head = f"{self.display_name} " if self.display_name else ""
         return f"{head}<{self.uri}>{format_params(self.params)}"
+
+    def copy(self) -> NameAddr:
+        """An independent copy (URI and parameters are not shared)."""
+        return NameAddr(self.uri.copy(), self.display_name, dict(self.params), self.bracketed)
 
     @property
     def tag(self) -> str | None:
