@@ -175,6 +175,12 @@ def _serve(data_dir: Path, db_url: str | None, sip: str, http: str,
     sip_host, sip_port = _parse_hostport(sip, "--sip")
     http_host, http_port = _parse_hostport(http, "--http")
     try:
+        import uvloop  # a faster event loop where available (Linux, macOS)
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
         asyncio.run(run(data_dir, resolve_url(db_url, data_dir), sip_host, sip_port,
                         http_host, http_port, advertise))
     except OSError as e:
@@ -199,8 +205,13 @@ def bench_setup(data_dir: Path, db_url: str | None, users: int, password: str) -
                                settings={"allow_unauthenticated_loopback": True})
         numbers = [f"user{i:05d}" for i in range(1, users + 1)] + ["bench", "sipp"]
         _bulk_extensions(s, t, numbers, password)
+        # the same users in a tenant that requires digest authentication, for the
+        # authenticated figure (requests name its domain auth.frontdesk.test)
+        auth = repo.create_tenant(s, "bench-auth", "Benchmark (authenticated)",
+                                  "auth.frontdesk.test")
+        _bulk_extensions(s, auth, numbers, password)
         s.commit()
-    click.echo(f"bench tenant ready: {users + 2} extensions, password {password!r}")
+    click.echo(f"bench tenants ready: {users + 2} extensions each, password {password!r}")
 
 
 def _bulk_extensions(s: Any, t: Tenant, numbers: list[str], password: str) -> None:

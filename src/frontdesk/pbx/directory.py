@@ -66,9 +66,21 @@ class Directory:
     extensions: dict[tuple[int, str], ExtensionInfo] = field(default_factory=dict)
     credentials: dict[tuple[int, str], Credential] = field(default_factory=dict)
 
+    _host_cache: dict[str, TenantInfo | None] = field(default_factory=dict)
+
     def tenant_for_host(self, host: str) -> TenantInfo | None:
         """The tenant a request-URI/To host names: its SIP domain, or the default tenant
         when the host is an IP address (phones configured with the server's address)."""
+        try:
+            return self._host_cache[host]
+        except KeyError:
+            pass
+        tenant = self._resolve_host(host)
+        if len(self._host_cache) < 10_000:
+            self._host_cache[host] = tenant
+        return tenant
+
+    def _resolve_host(self, host: str) -> TenantInfo | None:
         h = host.lower().strip("[]")
         tenant = self.by_domain.get(h)
         if tenant is not None:

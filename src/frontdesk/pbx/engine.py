@@ -10,6 +10,7 @@ answered or dropped and counted, and unexpected exceptions are logged and contai
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from collections import Counter
@@ -242,12 +243,7 @@ class SipEngine:
                      headers=tuple((name, v) for v in values))
 
     def _trusted(self, tenant: TenantInfo, source: Peer) -> bool:
-        if not tenant.allow_unauthenticated_loopback:
-            return False
-        try:
-            return ipaddress.ip_address(source.host).is_loopback
-        except ValueError:
-            return False
+        return tenant.allow_unauthenticated_loopback and _is_loopback(source.host)
 
     # --- REGISTER and INVITE --------------------------------------------------------------
     def _on_register(self, stx: ServerTransaction, req: Request, source: Peer,
@@ -317,6 +313,14 @@ class SipEngine:
             "disposition": "failed", "hangup_side": "system", "duration": 0.0,
             "billsec": 0.0, "sip_code": 480,
         })
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _uuid() -> str:

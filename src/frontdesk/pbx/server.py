@@ -9,6 +9,7 @@ and refresh the configuration snapshot when the database changes. Protocol logic
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import secrets
@@ -103,6 +104,11 @@ class PbxServer:
         self._rearm()
         self._tasks = [loop.create_task(self.writer.run()),
                        loop.create_task(self._refresh_directory())]
+        # Long-lived start-up objects (directory, bindings) need no cycle collection, and
+        # the hot path allocates many short-lived objects: collect less often.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
         log.info("SIP listening on udp+tcp %s:%d", cfg.sip_host, self.transport.port)
 
     async def stop(self) -> None:

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# SIP load benchmark: Frontdesk beside Kamailio, measured with SIPp in the same run.
+#
+# Uses ../shared/bench/run.sh (read its README). Starts Kamailio (by run.sh) and Frontdesk
+# (here, on a fresh data dir with the benchmark tenant: unauthenticated from loopback, like
+# the Kamailio config), ramps REGISTER/s and proxied call setups/s on each, repeats the best
+# rates, and prints both figures and the ratio Frontdesk/Kamailio. Then it measures
+# Frontdesk's authenticated REGISTER rate (401 + digest, MD5) with SIPp directly.
+# Loopback only; every step is bounded. Knobs: FD_PORT [5080], DUR [5], KAM_REG_RATES,
+# KAM_CALL_RATES, FD_REG_RATES, FD_CALL_RATES, AUTH_RATES, WORK [/tmp/frontdesk-bench].
+set -uo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+SHARED="${SHARED:-$ROOT/../shared/bench}"
+WORK="${WORK:-/tmp/frontdesk-bench}"
+FD_PORT="${FD_PORT:-5080}"
+export DUR="${DUR:-5}"
+KAM_REG_RATES="${KAM_REG_RATES:-5000 10000 20000 30000 40000}"
+KAM_CALL_RATES="${KAM_CALL_RATES:-1000 2000 3000 3500 4000}"
+FD_REG_RATES="${FD_REG_RATES:-1000 2000 3000 4000 5000 6000 8000 10000 12000 15000 20000}"
+FD_CALL_RATES="${FD_CALL_RATES:-250 500 750 1000 1250 1500 2000 2500 3000}"
+AUTH_RATES="${AUTH_RATES:-500 1000 1500 2000 3000 4000 5000 6000 8000}"
+PY="${PYTHON:-python3}"
+[ -x "$ROOT/.venv/bin/python" ] && PY="$ROOT/.venv/bin/python"
+mkdir -p "$WORK"
+STAMP="$(date +%Y%m%d-%H%M%S)"
+DATA="$(mktemp -d "$WORK/fd-data-XXXX")"
+FD_PID=""
+cleanup() { [ -n "$FD_PID" ] && kill "$FD_PID" 2>/dev/null; wait 2>/dev/null; }
+trap cleanup EXIT
+
+best_rate() {  # summary.tsv phase -> highest rate with PASS in every run at that rate
+	awk -F'\t' -v ph="$2" '!/^#/ && $1==ph { r=$2; seen[r]++; if ($3 ~ /^PASS/) ok[r]++ }
+		END { b=0; for (r in seen) if (ok[r]==seen[r] && r+0>b) b=r+0; print b }' "$1"
+}
+
+echo "== Kamailio (shared harness)"
+RESULTS="$WORK/results/$STAMP-kamailio" REG_RATES="$KAM_REG_RATES" CALL_RATES="$KAM_CALL_RATES" \
+	"$SHARED/run.sh" "127.0.0.1:5270" register calls repeat >/dev/null 2>&1
+KAM_SUM="$WORK/results/$STAMP-kamailio/summary.tsv"
+
+echo "== Frontdesk (benchmark tenant, data in $DATA)"
+"$PY" -m frontdesk bench-setup --data "$DATA" >/dev/null
+"$PY" -m frontdesk serve --data "$DATA" --sip "127.0.0.1:$FD_PORT" --http 127.0.0.1:0 \
+	>"$DATA/server.log" 2>&1 &
+FD_PID=$!
+sleep 3
+RESULTS="$WORK/results/$STAMP-frontdesk" REG_RATES="$FD_REG_RATES" CALL_RATES="$FD_CALL_RATES" \
+	TARGET_PIDS="$FD_PID" "$SHARED/run.sh" "127.0.0.1:$FD_PORT" register calls repeat >/dev/null 2>&1
+FD_SUM="$WORK/results/$STAMP-frontdesk/summary.tsv"
+
+echo "== Frontdesk authenticated REGISTER (401 challenge + MD5 digest per registration)"
+AUTH_BEST=0
+AUTH_DIR="$WORK/results/$STAMP-auth"; mkdir -p "$AUTH_DIR"
+for rate in $AUTH_RATES; do
+	m=$((rate * DUR))
+	( cd "$AUTH_DIR" && timeout $((DUR * 3 + 60)) sipp "127.0.0.1:$FD_PORT" -sf "$ROOT/bench/reg_auth_bench.xml" \
+		-s bench -au bench -ap bench -i 127.0.0.1 -p 5262 -cp 8994 -mp 26300 -buff_size 1048576 \
+		-r "$rate" -m "$m" -timeout $((DUR * 3 + 40))s -timeout_error -nostdin \
+		-trace_screen -screen_file "auth_$rate.screen" >/dev/null 2>&1 )
+	rc=$?
+	ok=$(awk -F'|' '/Successful call/ {v=$3} END {gsub(/ /,"",v); print v+0}' "$AUTH_DIR/auth_$rate.screen" 2>/dev/null)
+	failed=$(awk -F'|' '/Failed call/ {v=$3} END {gsub(/ /,"",v); print v+0}' "$AUTH_DIR/auth_$rate.screen" 2>/dev/null)
+	echo "   auth register @ $rate/s: rc=$rc ok=$ok failed=$failed"
+	if [ "$rc" = 0 ] && [ "${failed:-1}" = 0 ] && [ "${ok:-0}" -ge "$m" ]; then AUTH_BEST=$rate; else break; fi
+	sleep 2
+done
+
+KR=$(best_rate "$KAM_SUM" register); KC=$(best_rate "$KAM_SUM" calls)
+FR=$(best_rate "$FD_SUM" register); FC=$(best_rate "$FD_SUM" calls)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b>0) printf "%.0f%%", 100*a/b; else print "n/a" }'; }
+echo
+echo "Highest rate with 0 failures in every run (SIPp on the same 2 cores, $DUR s steps):"
+printf '  %-34s %10s %10s %8s\n' "" Kamailio Frontdesk ratio
+printf '  %-34s %10s %10s %8s\n' "REGISTER/s (no auth)" "$KR" "$FR" "$(ratio "$FR" "$KR")"
+printf '  %-34s %10s %10s %8s\n' "call setups/s INVITE..BYE" "$KC" "$FC" "$(ratio "$FC" "$KC")"
+printf '  %-34s %10s %10s\n' "REGISTER/s with digest auth" "-" "$AUTH_BEST"
+echo "Details: $KAM_SUM, $FD_SUM, $AUTH_DIR"
