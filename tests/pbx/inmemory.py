@@ -53,6 +53,7 @@ class Net:
         self.engine = SipEngine(self.directory, self.location, via_host="127.0.0.1:5060",
                                 secret=b"0123456789abcdef0123456789abcdef",
                                 cdr_sink=self.cdrs.append)
+        self.engine.qualifier.start(self.now)
 
     def send(self, message: Request | Response | bytes, source: Peer) -> None:
         data = message if isinstance(message, bytes) else bytes(message)

@@ -199,3 +199,33 @@ def test_unknown_method_gets_501_with_allow(net: Net) -> None:
     net.send(alice.request("FROBNICATE", "101"), alice.peer)
     resp = alice.last(Response)
     assert resp.status == 501 and "INVITE" in (resp.headers.get("Allow") or "")
+
+
+def test_nat_keepalive_marks_silent_phone_unreachable(net: Net) -> None:
+    phone = Phone(net, "102", "pw102", 6070)
+    req = phone.request("REGISTER", "102")
+    req.headers.set("Contact", "<sip:102@192.168.1.20:5060>")  # private address: behind NAT
+    net.send(req, phone.peer)
+    net.send(phone.authorize(req, phone.last(Response)), phone.peer)
+    assert phone.last(Response).status == 200
+    net.advance(31)
+    ping = phone.last(Request, method="OPTIONS")
+    assert ping is not None and ping.uri == "sip:102@192.168.1.20:5060"  # sent to NAT address
+    net.advance(40)  # no answer: Timer F
+    alice = Phone(net, "101", "pw101", 6071)
+    alice.invite("102")
+    assert 480 in statuses(alice)
+
+
+def test_nat_keepalive_answered_keeps_phone_reachable(net: Net) -> None:
+    phone = Phone(net, "102", "pw102", 6072)
+    req = phone.request("REGISTER", "102")
+    req.headers.set("Contact", "<sip:102@192.168.1.21:5060>")
+    net.send(req, phone.peer)
+    net.send(phone.authorize(req, phone.last(Response)), phone.peer)
+    net.advance(31)
+    phone.respond(phone.last(Request, method="OPTIONS"), 200)
+    net.advance(5)
+    alice = Phone(net, "101", "pw101", 6073)
+    alice.invite("102")
+    assert phone.last(Request, method="INVITE") is not None

@@ -13,7 +13,7 @@ import logging
 import socket
 from collections.abc import Callable
 
-from frontdesk.sip.framing import FramingError, StreamFramer
+from frontdesk.sip.framing import PING, FramingError, StreamFramer, is_keepalive
 from frontdesk.sip.peer import Peer
 
 log = logging.getLogger("frontdesk.net")
@@ -28,6 +28,8 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.owner = owner
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        if is_keepalive(data):  # CRLF keep-alives from phones behind NAT
+            return
         self.owner.on_message(data, Peer("udp", addr[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:
@@ -63,7 +65,7 @@ class _TcpProtocol(asyncio.Protocol):
             self.transport.close()
             return
         for message in messages:
-            if message == b"\r\n\r\n":  # RFC 5626 keep-alive ping -> pong
+            if message == PING:  # RFC 5626 keep-alive ping -> pong
                 self.transport.write(b"\r\n")
                 continue
             self.owner.on_message(message, self.peer)

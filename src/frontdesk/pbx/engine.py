@@ -20,6 +20,7 @@ from typing import Any
 from frontdesk.pbx.calls import ALLOW, CallManager
 from frontdesk.pbx.directory import Credential, Directory, TenantInfo
 from frontdesk.pbx.guard import AuthFailureGuard
+from frontdesk.pbx.keepalive import Qualifier
 from frontdesk.pbx.location import LocationService
 from frontdesk.pbx.registrar import Registrar
 from frontdesk.pbx.timers import Timers
@@ -30,6 +31,7 @@ from frontdesk.sip.peer import Peer
 from frontdesk.sip.transaction import (
     AckReceived,
     CancelReceived,
+    ClientTransaction,
     RequestReceived,
     ResponseReceived,
     ServerTransaction,
@@ -65,6 +67,7 @@ class SipEngine:
         self.registrar = Registrar(location)
         self.calls = CallManager(self.tx, self.timers, via_host=via_host, cdr_sink=cdr_sink,
                                  wall_offset=wall_offset)
+        self.qualifier = Qualifier(self.tx, location, self.timers, via_host=via_host)
         self.stats: Counter[str] = Counter()
 
     # --- the sans-I/O surface -------------------------------------------------------------
@@ -112,14 +115,17 @@ class SipEngine:
             self._on_request(event.transaction, event.request, event.source, now)
         elif isinstance(event, ResponseReceived):
             tx, resp = event.transaction, event.response
-            if not self.calls.on_relay_response(tx, resp, now):
+            if not self.qualifier.on_response(tx, resp.status) and \
+                    not self.calls.on_relay_response(tx, resp, now):
                 self.calls.on_leg_response(tx, resp, now)
         elif isinstance(event, AckReceived):
             self.calls.on_ack(event.request, now)
         elif isinstance(event, CancelReceived):
             self.calls.on_cancel(event.transaction, event.request, event.invite, now)
         elif isinstance(event, TransactionTimedOut):
-            self.calls.on_timeout(event.transaction, event.timer, now)
+            tx = event.transaction
+            if not (isinstance(tx, ClientTransaction) and self.qualifier.on_timeout(tx)):
+                self.calls.on_timeout(tx, event.timer, now)
         elif isinstance(event, StrayResponse):
             self.stats["stray_responses"] += 1
 

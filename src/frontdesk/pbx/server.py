@@ -101,6 +101,7 @@ class PbxServer:
                                 secret=load_secret(cfg.data_dir), cdr_sink=self._persist_cdr,
                                 wall_offset=self.wall_offset)
         self.engine.timers.add(loop.time() + EXPIRY_SWEEP, self._sweep, None)
+        self.engine.qualifier.start(loop.time())
         self._rearm()
         self._tasks = [loop.create_task(self.writer.run()),
                        loop.create_task(self._refresh_directory())]
