@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, inspect
 
 from frontdesk.store.db import Database, alembic_config
-from frontdesk.store.models import Base
+from frontdesk.store.all_models import Base
 
 REPO = Path(__file__).resolve().parents[2]
 STORE = REPO / "src" / "frontdesk" / "store"

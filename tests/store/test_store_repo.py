@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from frontdesk.store import repo
 from frontdesk.store.db import Database
-from frontdesk.store.models import Cdr, Registration, SipCredential, User
+from frontdesk.store.models import TENANT_SETTING_DEFAULTS, Cdr, Registration, SipCredential, User
 
 T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 
@@ -34,7 +34,7 @@ def test_tenants_are_found_by_slug_domain_and_default(db: Database) -> None:
         assert repo.default_tenant(s) == acme
         beta = repo.resolve_tenant(s, "beta.example")
         assert beta is not None and beta.slug == "beta"
-        assert beta.settings == {"ring_timeout": 20, "allow_unauthenticated_loopback": False}
+        assert beta.settings == {**TENANT_SETTING_DEFAULTS, "ring_timeout": 20}
         assert repo.resolve_tenant(s, "192.0.2.10") == acme
         assert repo.get_tenant_by_domain(s, "nobody.example") is None
         assert [t.slug for t in repo.list_tenants(s)] == ["acme", "beta"]

@@ -175,7 +175,7 @@ class Database:
         with self._sessions() as session, session.begin():
             yield session
 
-    def migrate(self, revision: str = "head") -> None:
+    def migrate(self, revision: str = "heads") -> None:
         """Bring the schema to ``revision`` (default: the newest) with Alembic."""
         from alembic import command
 

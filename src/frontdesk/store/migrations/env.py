@@ -18,7 +18,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from frontdesk.store.db import Database
-from frontdesk.store.models import Base, UtcDateTime
+from frontdesk.store.all_models import Base
+from frontdesk.store.models import UtcDateTime
 
 config = context.config
 target_metadata = Base.metadata
