@@ -301,6 +301,10 @@ class TransactionLayer:
             txn._interval = self.t1
             self._arm(txn, "A" if txn.is_invite else "E", self.t1, now)
         self._arm(txn, "B" if txn.is_invite else "F", 64 * self.t1, now)
+        if request.method == "CANCEL":  # RFC 3261 §9.1: the INVITE ends 64*T1 from now at most
+            invite = self._clients.get((branch, "INVITE"))
+            if invite is not None and invite.state is S.PROCEEDING:
+                self._arm(invite, "B", 64 * self.t1, now)
         return txn
 
     def send_response(self, transaction: ServerTransaction, response: Response, now: float) -> None:

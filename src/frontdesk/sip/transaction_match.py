@@ -161,20 +161,27 @@ def rewrite_top_via(request: Request, via: TopVia, source: Peer) -> None:
             }
         full.params["received"] = source.host
         new_top = str(full)
+    elif not wants_rport and "received" not in params:
+        new_top = f"{text};received={source.host}"
     else:
-        pieces = text.split(";")
-        kept = [pieces[0]]
-        for piece in pieces[1:]:
-            name = piece.split("=", 1)[0].strip(" \t").lower()
-            if name == "received":
+        kept = []
+        for piece in text.split(";"):
+            low = piece.strip(" \t").lower()
+            if low == "received" or low.startswith(("received=", "received ")):
                 continue
-            kept.append(f"rport={source.port}" if name == "rport" and wants_rport else piece)
+            kept.append(f"rport={source.port}" if wants_rport and low == "rport" else piece)
         kept.append(f"received={source.host}")
         new_top = ";".join(kept)
-    request.headers = _replace_top_via(request.headers, new_top)
+    headers = request.headers
+    lines = headers.get_all("Via")
+    if len(lines) == 1 and "," not in lines[0]:
+        headers.set("Via", new_top)  # the common case: one Via line with one value, in place
+    else:
+        request.headers = _replace_top_via(headers, new_top)
 
 
 def _replace_top_via(headers: Headers, new_top: str) -> Headers:
+    """A copy of ``headers`` with the first Via value replaced and every other byte kept."""
     items = list(headers)
     for i, (name, value) in enumerate(items):
         if name.lower() == "via":

@@ -30,8 +30,10 @@ What the layer does on each transition (the *action*) depends only on the kind, 
 state and the event; `frontdesk.sip.transaction` performs them:
 
 * ICT: the request is retransmitted on Timer A (T1, doubling without a cap, UDP only)
-  until a response arrives or Timer B (64*T1) gives up (TransactionTimedOut "B", only in
-  Calling). A 3xx-6xx gets an ACK built by the layer (same branch, §17.1.1.3), re-sent for
+  until a response arrives or Timer B (64*T1) gives up (TransactionTimedOut "B"). Timer B
+  stops in Proceeding; sending a CANCEL for the INVITE (same branch) starts it again there,
+  because an INVITE that never gets its final response after a CANCEL must end 64*T1 later
+  (RFC 3261 §9.1) instead of waiting forever. A 3xx-6xx gets an ACK built by the layer (same branch, §17.1.1.3), re-sent for
   every retransmitted final; Completed lasts Timer D (32 s, 0 over TCP). A 2xx moves to
   Accepted (RFC 6026) for Timer M (64*T1); every 2xx (retransmissions, other forks) goes
   to the TU, whose job it is to ACK each one.
@@ -84,6 +86,7 @@ INVITE_CLIENT: Table = {
     (S.PROCEEDING, "1xx"): S.PROCEEDING,
     (S.PROCEEDING, "2xx"): S.ACCEPTED,
     (S.PROCEEDING, "3xx-6xx"): S.COMPLETED,
+    (S.PROCEEDING, "timer B"): S.TERMINATED,  # only re-armed by a CANCEL (RFC 3261 §9.1)
     (S.ACCEPTED, "2xx"): S.ACCEPTED,
     (S.ACCEPTED, "timer M"): S.TERMINATED,
     (S.COMPLETED, "3xx-6xx"): S.COMPLETED,
