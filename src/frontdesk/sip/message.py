@@ -75,6 +75,7 @@ _ENC = "utf-8"
 _ERRS = "surrogateescape"
 _FOLD_RE = re.compile(r"\r?\n[ \t]+")
 _HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
+_ANY_LINE_END_RE = re.compile(r"\r\n|\r|\n")
 _VERSION_RE = re.compile(r"SIP/[0-9]{1,3}\.[0-9]{1,3}\Z", re.I)
 _URI_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:")
 _REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
@@ -172,7 +173,7 @@ class Message:
         lines = [self.start_line()]
         for name, value in self.headers:
             if name != "Content-Length":
-                lines.append(f"{name}: {value}")
+                lines.append(f"{name}: {value}" if value else f"{name}:")
         lines.append(f"Content-Length: {len(self.body)}")
         lines.append("\r\n")
         text = "\r\n".join(lines)
@@ -274,8 +275,9 @@ def parse_message(data: bytes, *, stream: bool = False) -> Request | Response:
         if not data:
             raise SipParseError("only CRLF: a keep-alive, not a SIP message")
     head, body = _split_head(data, stream)
-    lines = _split_lines(head.decode(_ENC, _ERRS))
-    headers, bad_line = _parse_header_lines(lines)
+    lines, bad_line = _split_lines(head.decode(_ENC, _ERRS))
+    headers, bad_header = _parse_header_lines(lines)
+    bad_line = bad_line or bad_header
     start = lines[0]
     if start[:4].upper() == "SIP/":
         if bad_line is not None:
@@ -309,19 +311,19 @@ def _split_head(data: bytes, stream: bool) -> tuple[bytes, bytes]:
     return data.rstrip(b"\r\n"), b""  # a datagram that ends without the empty line
 
 
-def _split_lines(head: str) -> list[str]:
-    """Unfold continuation lines and split; a CR or LF left inside a line is an error."""
+def _split_lines(head: str) -> tuple[list[str], str | None]:
+    """Unfold continuation lines and split. A CR or LF left inside a line is an error, given
+    back (not raised) so that the request can still be answered."""
     if "\n " in head or "\n\t" in head:
         head = _FOLD_RE.sub(" ", head)
     if "\r\n" in head:
         lines = head.split("\r\n")
         breaks = len(lines) - 1
-        if head.count("\n") != breaks or head.count("\r") != breaks:
-            raise SipParseError("bare CR or LF inside a header line")
-        return lines
-    if "\r" in head:
-        raise SipParseError("bare CR inside a header line")
-    return head.split("\n")
+        if head.count("\n") == breaks and head.count("\r") == breaks:
+            return lines, None
+    elif "\r" not in head:
+        return head.split("\n"), None
+    return _ANY_LINE_END_RE.split(head), "bare CR or LF inside a header line"
 
 
 _RAW_NAMES: dict[str, tuple[str, str]] = {}  # text before ':' -> (canonical name, key)
