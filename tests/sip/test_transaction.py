@@ -434,3 +434,24 @@ def test_response_goes_to_the_source_not_the_via() -> None:
     )
     layer.send_response(txn, make_response(txn.request, 200, to_tag="x"), 0.0)
     assert [peer for _, peer in layer.drain()] == [nat]
+
+
+def test_ack_after_timer_L_belongs_to_no_transaction() -> None:
+    layer = TransactionLayer()
+    txn = new_server_txn(layer)
+    layer.send_response(txn, make_response(txn.request, 200, to_tag="tt"), 0.0)
+    advance(layer, 100.0)
+    ack = req("ACK", branch="z9hG4bKlate", to_tag="tt")
+    assert layer.receive(ack, UAC, 100.0) == [AckReceived(ack, UAC, None)]
+
+
+def test_via_with_lws_and_compact_form_still_matches() -> None:
+    spaced = "SIP / 2.0 / UDP 192.0.2.10 : 5070 ; branch = z9hG4bKlws ; rport"
+    data = wire("OPTIONS", via=spaced).replace(b"\r\nVia: ", b"\r\nv: ")
+    layer = TransactionLayer()
+    events = layer.receive(parse_message(data), UAC, 0.0)
+    assert [type(e) for e in events] == [RequestReceived]
+    txn = events[0].transaction  # type: ignore[union-attr]
+    assert txn.id == "z9hG4bKlws;192.0.2.10:5070;OPTIONS"
+    assert txn.request.top_via.params["rport"] == "5070"
+    assert layer.receive(parse_message(data), UAC, 0.1) == []  # the retransmission matches

@@ -281,3 +281,34 @@ def test_cancel_keeps_the_earlier_timer_B_in_calling() -> None:
     assert [(t, e) for t, e, _ in log if any(ev.transaction is invite for ev in e)] == [
         (32.0, [TransactionTimedOut(invite, "B")])
     ]
+
+
+def test_timers_scale_with_t1_t2_t4() -> None:
+    layer = TransactionLayer(t1=0.25, t2=1.0, t4=2.0)
+    opt = layer.send_request(req("OPTIONS", branch=new_branch()), SERVER, 0.0)
+    layer.drain()
+    log = advance(layer, 100.0)
+    assert sends(log)[:5] == [0.25, 0.75, 1.75, 2.75, 3.75]  # E: 0.25, 0.5, 1, then T2 = 1
+    assert log[-1] == (16.0, [TransactionTimedOut(opt, "F")], [])  # F = 64*T1
+    bye = layer.send_request(req("BYE", branch=new_branch()), SERVER, 100.0)
+    layer.receive(make_response(bye.request, 200), SERVER, 100.0)
+    layer.drain()
+    assert advance(layer, 200.0) == [(102.0, [], [])]  # K = T4
+    inv = layer.send_request(req(branch=new_branch()), SERVER, 200.0)
+    layer.receive(answer(inv, 486), SERVER, 200.0)
+    layer.drain()
+    assert advance(layer, 300.0) == [(232.0, [], [])]  # D never below 32 s
+
+
+def test_invalid_timer_settings_are_refused() -> None:
+    with pytest.raises(LocalProtocolError, match="T1"):
+        TransactionLayer(t1=5.0, t2=4.0)
+
+
+def test_a_2xx_after_a_non_2xx_final_goes_to_the_tu_as_stray() -> None:
+    layer = TransactionLayer()
+    txn = invite_out(layer)
+    layer.receive(answer(txn, 486), SERVER, 0.1)
+    late_fork = answer(txn, 200, to_tag="fork2")
+    assert layer.receive(late_fork, SERVER, 0.2) == [StrayResponse(late_fork, SERVER)]
+    assert txn.state is S.COMPLETED

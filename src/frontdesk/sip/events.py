@@ -57,7 +57,9 @@ class ResponseReceived:
 
 @dataclass(frozen=True, slots=True)
 class StrayResponse:
-    """A response that matches no client transaction (the TU may re-ACK a 2xx)."""
+    """A response that matches no client transaction (the TU may re-ACK a 2xx), or a 2xx
+    that an INVITE client transaction in Completed cannot take (a fork answered after another
+    fork's 3xx-6xx: the TU should ACK and BYE it)."""
 
     response: Response
     source: Peer

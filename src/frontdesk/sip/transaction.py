@@ -241,8 +241,10 @@ class TransactionLayer:
         event = status_class(response.status)
         old = txn.state
         new = txn._table.get((old, event))
-        if new is None:
-            return []  # e.g. a 1xx after the final response: absorbed
+        if new is None:  # e.g. a 1xx after the final response: absorbed
+            if event == "2xx" and txn.is_invite:  # a fork's 2xx after a 3xx-6xx: TU ACKs + BYEs
+                return [StrayResponse(response, source)]
+            return []
         if old is new and old is S.COMPLETED:
             if txn._ack_wire:  # retransmitted 3xx-6xx: ACK it again
                 self._out.append((txn._ack_wire, txn.peer))
