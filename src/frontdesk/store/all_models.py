@@ -4,5 +4,6 @@ application itself never needs this module.
 """
 
 from frontdesk.store import models  # noqa: F401
+from frontdesk.tickets import model as tickets_model  # noqa: F401
 
 Base = models.Base
