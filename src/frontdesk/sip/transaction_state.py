@@ -32,11 +32,12 @@ state and the event; `frontdesk.sip.transaction` performs them:
 * ICT: the request is retransmitted on Timer A (T1, doubling without a cap, UDP only)
   until a response arrives or Timer B (64*T1) gives up (TransactionTimedOut "B"). Timer B
   stops in Proceeding; sending a CANCEL for the INVITE (same branch) starts it again there,
-  because an INVITE that never gets its final response after a CANCEL must end 64*T1 later
-  (RFC 3261 §9.1) instead of waiting forever. A 3xx-6xx gets an ACK built by the layer (same branch, §17.1.1.3), re-sent for
-  every retransmitted final; Completed lasts Timer D (32 s, 0 over TCP). A 2xx moves to
-  Accepted (RFC 6026) for Timer M (64*T1); every 2xx (retransmissions, other forks) goes
-  to the TU, whose job it is to ACK each one.
+  because an INVITE that gets no final response after a CANCEL must end 64*T1 later
+  (RFC 3261 §9.1) instead of waiting forever. A 3xx-6xx gets an ACK built by the layer
+  (same branch, §17.1.1.3), re-sent for every retransmitted final; Completed lasts Timer D
+  (max(32 s, 64*T1), 0 over TCP), and a 2xx arriving then (a late fork) goes to the TU as
+  StrayResponse. A 2xx moves to Accepted (RFC 6026) for Timer M (64*T1); every 2xx
+  (retransmissions, other forks) goes to the TU, whose job it is to ACK each one.
 * NICT: Timer E retransmits (T1 doubling to T2; every T2 once in Proceeding) until a
   final response or Timer F (64*T1, TransactionTimedOut "F"); Completed lasts Timer K
   (T4, 0 over TCP) and absorbs retransmitted finals.
@@ -52,6 +53,10 @@ state and the event; `frontdesk.sip.transaction` performs them:
 
 Over a reliable transport (TCP) no message is retransmitted by this layer, and timers
 D, I, J and K are zero: the transaction ends at once.
+
+RFC 3261 gives a server transaction no timer before its final response, so the TU must
+answer every request it was given (or call ``terminate``); likewise an INVITE client
+transaction in Proceeding waits for the TU's own ring timeout and CANCEL.
 
 This module is data and small classes only: it never does I/O and never reads a clock.
 """
