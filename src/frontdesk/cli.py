@@ -92,8 +92,8 @@ def create_demo(db: Database) -> dict[str, Any]:
     slug, name, domain = DEMO_TENANT
     with db.session() as s:
         if repo.get_tenant_by_slug(s, slug) is not None:
-            raise UserError(f"the demo tenant already exists in this database; to start over "
-                            f"use a new --data directory")
+            raise UserError("the demo tenant already exists in this database; to start over "
+                            "use a new --data directory")
         tenant = repo.create_tenant(s, slug, name, domain, default=True)
         extensions = []
         for number, display, role in DEMO_EXTENSIONS:
@@ -161,9 +161,9 @@ def demo(data_dir: Path, sip: str, http: str) -> None:
     if not exists:
         info = create_demo(db)
         (data_dir / "demo-extensions.json").write_text(json.dumps(info, indent=2))
-    info = json.loads((data_dir / "demo-extensions.json").read_text()) if (
-        data_dir / "demo-extensions.json").exists() else None
-    if info:
+    saved = data_dir / "demo-extensions.json"
+    if saved.exists():
+        info = json.loads(saved.read_text())
         _print_demo(info, sip)
     _serve(data_dir, None, sip, http, None)
 

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 from frontdesk_proc import FrontdeskProcess
-from peers import BaresipPhone, LinphonePhone, best_correlation, aligned_correlation, pad_silence, speech_wav
+
+from peers import (
+    BaresipPhone,
+    LinphonePhone,
+    aligned_correlation,
+    best_correlation,
+    pad_silence,
+    speech_wav,
+)
 from peers.audio import duration
 from peers.linphone import CONNECTED, ENDED, INCOMING
 

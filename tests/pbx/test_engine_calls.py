@@ -96,7 +96,7 @@ def test_answered_call_then_caller_hangs_up(net: Net) -> None:
 
 
 def test_callee_hangs_up(net: Net) -> None:
-    alice, bob, invite, b_invite = setup_call(net)
+    alice, bob, _, b_invite = setup_call(net)
     bob.respond(b_invite, 200, SDP_B)
     ack = bob.last(Request, method="ACK")
     bye = bob.in_dialog("BYE", ack, b_invite.from_.tag or "", str(b_invite.contacts[0].uri),

@@ -16,8 +16,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, inspect
 
-from frontdesk.store.db import Database, alembic_config
 from frontdesk.store.all_models import Base
+from frontdesk.store.db import Database, alembic_config
 
 REPO = Path(__file__).resolve().parents[2]
 STORE = REPO / "src" / "frontdesk" / "store"

@@ -9,6 +9,7 @@ nothing of SIP beyond framing and never parses or interprets messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Callable
@@ -27,7 +28,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, owner: SipTransport) -> None:
         self.owner = owner
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if is_keepalive(data):  # CRLF keep-alives from phones behind NAT
             return
         self.owner.on_message(data, Peer("udp", addr[0], addr[1]))
@@ -96,10 +97,8 @@ class SipTransport:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            try:
+            with contextlib.suppress(OSError):  # the kernel caps it at rmem_max/wmem_max
                 sock.setsockopt(socket.SOL_SOCKET, opt, 4 * 1024 * 1024)
-            except OSError:
-                pass
         try:
             sock.bind((self.host, self.port))
         except OSError as e:
@@ -139,7 +138,7 @@ class SipTransport:
         try:
             _, proto = await asyncio.wait_for(
                 loop.create_connection(lambda: _TcpProtocol(self), key[0], key[1]), 5.0)
-        except (OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError) as e:
             log.info("cannot connect to %s:%s over TCP: %s", key[0], key[1], e)
             self._pending.pop(key, None)
             return

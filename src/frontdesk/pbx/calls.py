@@ -240,9 +240,9 @@ class CallManager:
             leg.state = "failed"
         if call.state != "ringing":
             return
-        if any(l.state in ("calling", "early") for l in call.legs):
+        if any(other.state in ("calling", "early") for other in call.legs):
             return
-        codes = [l.final_status or 480 for l in call.legs]
+        codes = [other.final_status or 480 for other in call.legs]
         self._fail(call, _best_failure(codes), now, "callee")
 
     # --- ending -------------------------------------------------------------------------
@@ -395,21 +395,20 @@ class CallManager:
                    now: float) -> None:
         found = self.legs.get(transaction.id)
         if found is not None:
-            call, leg = found
-            self._on_leg_failed(call, leg, 408, now)
+            self._on_leg_failed(found[0], found[1], 408, now)
             return
         relay = self.relays.pop(transaction.id, None)
         if relay is not None:
             self._respond(relay.server_tx, relay.request, 408, now)
             return
-        call = self.calls.get(transaction.id)
-        if call is not None and timer == "L" and call.state == "answered":
+        unacked = self.calls.get(transaction.id)
+        if unacked is not None and timer == "L" and unacked.state == "answered":
             # our 2xx was never acknowledged: the caller is gone; end both sides
-            leg = call.answered
-            if leg is not None and leg.dialog is not None:
-                self.tx.send_request(leg.dialog.request("BYE", new_branch()),
-                                     leg.binding.peer, now)
-            self._end(call, now, "failed", "system", 408)
+            answered = unacked.answered
+            if answered is not None and answered.dialog is not None:
+                self.tx.send_request(answered.dialog.request("BYE", new_branch()),
+                                     answered.binding.peer, now)
+            self._end(unacked, now, "failed", "system", 408)
 
 
 def _best_failure(codes: list[int]) -> int:

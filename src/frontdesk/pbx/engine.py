@@ -123,9 +123,10 @@ class SipEngine:
         elif isinstance(event, CancelReceived):
             self.calls.on_cancel(event.transaction, event.request, event.invite, now)
         elif isinstance(event, TransactionTimedOut):
-            tx = event.transaction
-            if not (isinstance(tx, ClientTransaction) and self.qualifier.on_timeout(tx)):
-                self.calls.on_timeout(tx, event.timer, now)
+            timed_out = event.transaction
+            if not (isinstance(timed_out, ClientTransaction)
+                    and self.qualifier.on_timeout(timed_out)):
+                self.calls.on_timeout(timed_out, event.timer, now)
         elif isinstance(event, StrayResponse):
             self.stats["stray_responses"] += 1
 
@@ -225,8 +226,7 @@ class SipEngine:
                 continue
             cred = self.directory.credential(tenant.id, creds.username)
             result = self.authenticator(tenant).verify(
-                creds, req.method, tenant.realm, now,
-                lambda _u, alg: cred.ha1(alg) if cred is not None else None)
+                creds, req.method, tenant.realm, now, _ha1_lookup(cred))
             if result.ok and cred is not None:
                 self.guard.record_success(source.host, now)
                 return cred
@@ -319,6 +319,13 @@ class SipEngine:
             "disposition": "failed", "hangup_side": "system", "duration": 0.0,
             "billsec": 0.0, "sip_code": 480,
         })
+
+
+def _ha1_lookup(cred: Credential | None) -> Callable[[str, str], str | None]:
+    """The stored HA1 of ``cred`` per algorithm (None for an unknown user)."""
+    def lookup(_username: str, algorithm: str) -> str | None:
+        return cred.ha1(algorithm) if cred is not None else None
+    return lookup
 
 
 @functools.lru_cache(maxsize=4096)

@@ -9,6 +9,7 @@ and refresh the configuration snapshot when the database changes. Protocol logic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -116,10 +117,8 @@ class PbxServer:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            except (asyncio.CancelledError, Exception):
-                pass
         if self.transport is not None:
             await self.transport.close()
         if self.writer is not None:

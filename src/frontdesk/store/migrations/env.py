@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from frontdesk.store.db import Database
 from frontdesk.store.all_models import Base
+from frontdesk.store.db import Database
 from frontdesk.store.models import UtcDateTime
 
 config = context.config
