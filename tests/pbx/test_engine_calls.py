@@ -229,3 +229,14 @@ def test_nat_keepalive_answered_keeps_phone_reachable(net: Net) -> None:
     alice = Phone(net, "101", "pw101", 6073)
     alice.invite("102")
     assert phone.last(Request, method="INVITE") is not None
+
+
+def test_late_2xx_after_the_call_ended_is_acked_and_ended(net: Net) -> None:
+    alice, bob, invite, b_invite = setup_call(net)
+    bob.respond(b_invite, 486)
+    net.advance(40)  # the INVITE client transaction is long gone
+    bob.take()
+    bob.respond(b_invite, 200, SDP_B, tag="latetag")  # a confused phone answers anyway
+    assert bob.last(Request, method="ACK") is not None
+    bye = bob.last(Request, method="BYE")
+    assert bye is not None and bye.to.tag == "latetag"

@@ -288,6 +288,29 @@ class CallManager:
             dialog.request("ACK", new_branch(), cseq=invite.cseq.number), peer)
         self.tx.send_request(dialog.request("BYE", new_branch()), peer, now)
 
+    def on_stray_response(self, resp: Response, source: Peer, now: float) -> None:
+        """A 2xx to an INVITE whose transaction is gone: re-ACK it if it is a live call's
+        answer (our ACK was lost), otherwise confirm and end the unwanted dialog."""
+        if resp.status // 100 != 2 or resp.cseq.method != "INVITE":
+            return
+        found = self.dialogs.get((resp.call_id, resp.from_.tag or ""))
+        if found is not None:
+            leg = found[0].answered
+            if leg is not None and leg.ack is not None and leg.dialog is not None \
+                    and leg.dialog.remote_tag == (resp.to.tag or ""):
+                self.tx.send_stateless(leg.ack, leg.binding.peer)
+                return
+        contacts = resp.contacts
+        if not contacts:
+            return
+        h = Headers()
+        h.add("Via", f"SIP/2.0/{source.transport.upper()} {self.via_host};branch=x")
+        for name in ("From", "Call-ID", "CSeq"):
+            h.add(name, resp.headers.get(name) or "")
+        h.add("To", "<sip:unknown@invalid>")
+        invite = Request("INVITE", str(contacts[0].uri), h)
+        self._ack_and_bye(invite, resp, source, now)
+
     def on_cancel(self, cancel_tx: ServerTransaction, cancel: Request,
                   invite_tx: ServerTransaction | None, now: float) -> None:
         """The caller hung up before answer."""

@@ -129,6 +129,7 @@ class SipEngine:
                 self.calls.on_timeout(timed_out, event.timer, now)
         elif isinstance(event, StrayResponse):
             self.stats["stray_responses"] += 1
+            self.calls.on_stray_response(event.response, event.source, now)
 
     def _malformed(self, e: SipParseError, source: Peer, partial: Request | None = None) -> None:
         self.stats["malformed"] += 1
