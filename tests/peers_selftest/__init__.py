@@ -1,0 +1,1 @@
+"""Self-tests of tests/peers (the real-phone harness)."""
