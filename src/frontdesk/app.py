@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from pathlib import Path
 
 from frontdesk.pbx.server import PbxServer, ServerConfig
@@ -16,19 +17,34 @@ from frontdesk.pbx.server import PbxServer, ServerConfig
 log = logging.getLogger("frontdesk")
 
 
-async def run(data_dir: Path, db_url: str, sip_host: str, sip_port: int, http_host: str,
-              http_port: int, advertise: str | None = None) -> None:
-    server = PbxServer(ServerConfig(data_dir=data_dir, db_url=db_url, sip_host=sip_host,
-                                    sip_port=sip_port, advertised_host=advertise))
-    await server.start()
-    http_task = None
+def bind_http(host: str, port: int) -> socket.socket:
+    """Bind the HTTP API's socket now, so a taken port is a clear start-up error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        from frontdesk.api.http import serve_http
-    except ImportError:
-        serve_http = None  # type: ignore[assignment]
-    if serve_http is not None:
-        http_task = asyncio.get_running_loop().create_task(
-            serve_http(server, http_host, http_port))
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise OSError(e.errno, f"cannot listen for HTTP on {host}:{port}: {e.strerror} "
+                               "(choose another --http address)") from e
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def run(config: ServerConfig, http_host: str, http_port: int) -> None:
+    from frontdesk.api.http import serve_http
+
+    server = PbxServer(config)
+    data_dir, sip_host, sip_port = config.data_dir, config.sip_host, config.sip_port
+    http_sock = bind_http(http_host, http_port)
+    try:
+        await server.start()
+    except BaseException:
+        http_sock.close()
+        raise
+    http_task = asyncio.get_running_loop().create_task(serve_http(server, http_sock))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -143,10 +143,21 @@ def init(data_dir: Path, db_url: str | None, demo: bool, as_json: bool) -> None:
 @click.option("--http", default="127.0.0.1:8080", show_default=True,
               help="HTTP API listen address.")
 @click.option("--advertise", default=None, help="Host to put in Via/Contact if not the --sip host.")
-def serve(data_dir: Path, db_url: str | None, sip: str, http: str, advertise: str | None) -> None:
+@click.option("--auth-max-failures", default=10, show_default=True, type=click.IntRange(1),
+              help="Failed authentications from one address that get it blocked...")
+@click.option("--auth-window", default=60.0, show_default=True, type=click.FloatRange(1),
+              help="...within this many seconds...")
+@click.option("--auth-block", default=600.0, show_default=True, type=click.FloatRange(1),
+              help="...for this many seconds (its requests are dropped silently).")
+@click.option("--auth-exempt", multiple=True, metavar="ADDR/NET",
+              help="Never block this address or network (repeatable), e.g. 10.0.0.0/8.")
+def serve(data_dir: Path, db_url: str | None, sip: str, http: str, advertise: str | None,
+          auth_max_failures: int, auth_window: float, auth_block: float,
+          auth_exempt: tuple[str, ...]) -> None:
     """Run the phone system."""
     _open_db(data_dir, db_url)
-    _serve(data_dir, db_url, sip, http, advertise)
+    _serve(data_dir, db_url, sip, http, advertise, auth_max_failures=auth_max_failures,
+           auth_window=auth_window, auth_block=auth_block, auth_exempt=auth_exempt)
 
 
 @cli.command()
@@ -168,12 +179,24 @@ def demo(data_dir: Path, sip: str, http: str) -> None:
     _serve(data_dir, None, sip, http, None)
 
 
-def _serve(data_dir: Path, db_url: str | None, sip: str, http: str,
-           advertise: str | None) -> None:
+def _serve(data_dir: Path, db_url: str | None, sip: str, http: str, advertise: str | None,
+           **security: Any) -> None:
+    import ipaddress
+
     from frontdesk.app import run
+    from frontdesk.pbx.server import ServerConfig
 
     sip_host, sip_port = _parse_hostport(sip, "--sip")
     http_host, http_port = _parse_hostport(http, "--http")
+    for net in security.get("auth_exempt", ()):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise UserError(f"--auth-exempt {net!r} is not an address or network "
+                            "(e.g. 192.0.2.7 or 10.0.0.0/8)") from None
+    config = ServerConfig(data_dir=data_dir, db_url=resolve_url(db_url, data_dir),
+                          sip_host=sip_host, sip_port=sip_port, advertised_host=advertise,
+                          **security)
     try:
         import uvloop  # a faster event loop where available (Linux, macOS)
 
@@ -181,8 +204,7 @@ def _serve(data_dir: Path, db_url: str | None, sip: str, http: str,
     except ImportError:
         pass
     try:
-        asyncio.run(run(data_dir, resolve_url(db_url, data_dir), sip_host, sip_port,
-                        http_host, http_port, advertise))
+        asyncio.run(run(config, http_host, http_port))
     except OSError as e:
         raise UserError(str(e.strerror or e)) from e
     except KeyboardInterrupt:

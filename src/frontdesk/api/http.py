@@ -7,6 +7,7 @@ ownership and permissions is built on the same app. Never blocks the loop.
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,7 +36,8 @@ def create_app(server: Any) -> FastAPI:
     return app
 
 
-async def serve_http(server: Any, host: str, port: int) -> None:
+async def serve_http(server: Any, sock: socket.socket) -> None:
+    """Serve the API on an already bound socket (the caller reports bind errors)."""
     import uvicorn
 
     class _Server(uvicorn.Server):
@@ -43,6 +45,5 @@ async def serve_http(server: Any, host: str, port: int) -> None:
         def capture_signals(self) -> Iterator[None]:  # the app owns signal handling
             yield
 
-    config = uvicorn.Config(create_app(server), host=host, port=port, log_level="warning",
-                            lifespan="off")
-    await _Server(config).serve()
+    config = uvicorn.Config(create_app(server), log_level="warning", lifespan="off")
+    await _Server(config).serve(sockets=[sock])

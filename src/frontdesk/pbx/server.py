@@ -25,6 +25,7 @@ from sqlalchemy import func, select, update
 from frontdesk.net.transport import SipTransport
 from frontdesk.pbx.directory import load_directory
 from frontdesk.pbx.engine import SipEngine
+from frontdesk.pbx.guard import AuthFailureGuard
 from frontdesk.pbx.location import Binding, LocationService
 from frontdesk.sip.peer import Peer
 from frontdesk.store import journal
@@ -44,6 +45,10 @@ class ServerConfig:
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
     advertised_host: str | None = None  # what goes in Via/Contact (defaults to sip_host)
+    auth_max_failures: int = 10  # failed authentications from one address ...
+    auth_window: float = 60.0  # ... within this many seconds ...
+    auth_block: float = 600.0  # ... block it (silently drop its requests) this long
+    auth_exempt: tuple[str, ...] = ()  # addresses/networks never blocked
 
 
 def load_secret(data_dir: Path) -> bytes:
@@ -98,9 +103,11 @@ class PbxServer:
         via_host = f"{cfg.advertised_host or cfg.sip_host}:{self.transport.port}"
         if ":" in (cfg.advertised_host or cfg.sip_host):
             via_host = f"[{cfg.advertised_host or cfg.sip_host}]:{self.transport.port}"
+        guard = AuthFailureGuard(cfg.auth_max_failures, cfg.auth_window, cfg.auth_block,
+                                 exempt=frozenset(cfg.auth_exempt))
         self.engine = SipEngine(directory, location, via_host=via_host,
                                 secret=load_secret(cfg.data_dir), cdr_sink=self._persist_cdr,
-                                wall_offset=self.wall_offset)
+                                guard=guard, wall_offset=self.wall_offset)
         self.engine.timers.add(loop.time() + EXPIRY_SWEEP, self._sweep, None)
         self.engine.qualifier.start(loop.time())
         self._rearm()
