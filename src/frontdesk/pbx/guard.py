@@ -124,6 +124,9 @@ class AuthFailureGuard:
         return block
 
     def is_blocked(self, source_ip: str, now: float) -> bool:
+        if not self._blocks:  # the hot path: nobody is blocked, no address parsing
+            self._expire(now)  # cheap: looks at the oldest entries only
+            return False
         return self.block_of(source_ip, now) is not None
 
     def blocked_sources(self, now: float) -> list[SourceBlocked]:
