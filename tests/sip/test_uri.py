@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from frontdesk.sip.errors import SipParseError
 from frontdesk.sip.uri import NameAddr, SipURI, format_params, is_digits, is_token, parse_params
@@ -88,3 +92,36 @@ def test_params_and_tokens() -> None:
     assert (
         is_digits("0068") and not is_digits("²") and not is_digits("") and not is_digits("1" * 11)
     )
+
+
+PARTS = {
+    "scheme": ["sip:", "sips:", "SIP:", "tel:", "sip"],
+    "user": ["", "alice@", "%41b@", "a;b=c@", "a:pw@", "@", "a b@", "a?x@", "a,b@", "ü@"],
+    "host": ["h.example.com", "127.0.0.1", "[2001:db8::1]", "", "h_x", "[::g]", "a@b"],
+    "port": ["", ":5060", ":0", ":65536", ":", ":x"],
+    "params": ["", ";lr", ";transport=udp;lr", ";;x", ";x=a@b", ";x=", ';x="q"', "; x", ";="],
+    "headers": ["", "?Subject=hi", "?", "?a=b@c"],
+}
+
+
+@st.composite
+def uri_texts(draw: st.DrawFn) -> str:
+    parts = [draw(st.sampled_from(options)) for options in PARTS.values()]
+    if draw(st.booleans()):  # sometimes splice in noise
+        pos = draw(st.integers(0, len(parts)))
+        parts.insert(pos, draw(st.sampled_from(["@", ";", ":", "?", " ", "\x00", "%", "<"])))
+    return "".join(parts)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(uri_texts())
+def test_fast_path_agrees_with_the_general_parser(text: str) -> None:
+    """SipURI.parse takes a regex shortcut for common URIs; it must never differ."""
+
+    def outcome(parse: Callable[[str], SipURI]) -> SipURI | str:
+        try:
+            return parse(text)
+        except SipParseError:
+            return "error"
+
+    assert outcome(SipURI.parse) == outcome(SipURI._parse_general)

@@ -235,6 +235,13 @@ class Headers:
         except ValueError:
             return None
 
+    def _first(self, key: str) -> str | None:
+        """`get` for a lower-case canonical key (skips the spelling lookup on hot paths)."""
+        try:
+            return self._items[self._keys.index(key)][1]
+        except ValueError:
+            return None
+
     def get_all(self, name: str) -> list[str]:
         """Every header line of ``name``, in order (not split at commas)."""
         key = _name_and_key(name)[1]
@@ -351,7 +358,7 @@ class Via:
             port = int(port_text)
             if not 0 < port < 65536:
                 raise SipParseError(f"bad Via {text!r}: port out of range")
-        params = parse_params(ptext, f"Via {text!r}") if ptext is not None else {}
+        params = parse_params(";" + ptext, f"Via {text!r}") if ptext is not None else {}
         return cls(transport.upper(), host, port, params, version)
 
     def __str__(self) -> str:

@@ -97,19 +97,37 @@ class Message:
         self._to: tuple[str, NameAddr] | None = None
 
     # --- structured views (parsed on demand, remembered per header string) --------------
-    @property
-    def vias(self) -> list[Via]:
-        """Every Via value, top first; an empty element (``Via: a, , b``) is an error."""
+    def _parsed_vias(self) -> list[Via]:
+        """The Via values as parsed and remembered (never handed out: callers get copies)."""
         lines = self.headers.get_all("Via")
         cached = self._vias
         if cached is None or not _same_strings(cached[0], lines):
             parsed = [Via.parse(v) for line in lines for v in split_list(line)]
             cached = self._vias = (lines, parsed)
-        return [v.copy() for v in cached[1]]
+        return cached[1]
+
+    def _parsed_from(self) -> NameAddr:
+        value = _required(self.headers, "from")
+        cached = self._from
+        if cached is None or cached[0] is not value:
+            cached = self._from = (value, NameAddr.parse(value))
+        return cached[1]
+
+    def _parsed_to(self) -> NameAddr:
+        value = _required(self.headers, "to")
+        cached = self._to
+        if cached is None or cached[0] is not value:
+            cached = self._to = (value, NameAddr.parse(value))
+        return cached[1]
+
+    @property
+    def vias(self) -> list[Via]:
+        """Every Via value, top first; an empty element (``Via: a, , b``) is an error."""
+        return [v.copy() for v in self._parsed_vias()]
 
     @property
     def top_via(self) -> Via:
-        line = self.headers.get("Via")
+        line = self.headers._first("via")
         if line is None:
             raise SipParseError("missing Via")
         cached = self._top_via
@@ -124,11 +142,11 @@ class Message:
 
     @property
     def call_id(self) -> str:
-        return self.headers.get("Call-ID") or ""
+        return self.headers._first("call-id") or ""
 
     @property
     def cseq(self) -> CSeq:
-        value = self.headers.get("CSeq")
+        value = self.headers._first("cseq")
         if value is None:
             raise SipParseError("missing CSeq")
         cached = self._cseq
@@ -138,19 +156,11 @@ class Message:
 
     @property
     def from_(self) -> NameAddr:
-        value = _required(self.headers, "From")
-        cached = self._from
-        if cached is None or cached[0] is not value:
-            cached = self._from = (value, NameAddr.parse(value))
-        return cached[1].copy()
+        return self._parsed_from().copy()
 
     @property
     def to(self) -> NameAddr:
-        value = _required(self.headers, "To")
-        cached = self._to
-        if cached is None or cached[0] is not value:
-            cached = self._to = (value, NameAddr.parse(value))
-        return cached[1].copy()
+        return self._parsed_to().copy()
 
     @property
     def contacts(self) -> list[NameAddr]:
@@ -186,17 +196,17 @@ def _same_strings(a: list[str], b: list[str]) -> bool:
     return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
-def _required(headers: Headers, name: str) -> str:
-    value = headers.get(name)
+def _required(headers: Headers, key: str) -> str:
+    value = headers._first(key)
     if value is None:
-        raise SipParseError(f"missing {name}")
+        raise SipParseError(f"missing {canonical_name(key)}")
     return value
 
 
 class Request(Message):
     """A SIP request. ``uri`` is the Request-URI text; ``ruri`` parses it."""
 
-    __slots__ = ("method", "uri")
+    __slots__ = ("_ruri", "method", "uri")
 
     def __init__(
         self, method: str, uri: str, headers: Headers | None = None, body: bytes = b""
@@ -204,10 +214,18 @@ class Request(Message):
         super().__init__(headers, body)
         self.method = method
         self.uri = uri
+        self._ruri: tuple[str, SipURI] | None = None
+
+    def _parsed_ruri(self) -> SipURI:
+        cached = self._ruri
+        if cached is None or cached[0] is not self.uri:
+            cached = self._ruri = (self.uri, SipURI.parse(self.uri))
+        return cached[1]
 
     @property
     def ruri(self) -> SipURI:
-        return SipURI.parse(self.uri)
+        """The Request-URI parsed (a copy: changing it does not change ``uri``)."""
+        return self._parsed_ruri().copy()
 
     def start_line(self) -> str:
         return f"{self.method} {self.uri} {SIP_VERSION}"
@@ -350,14 +368,16 @@ def _parse_header_lines(lines: list[str]) -> tuple[Headers, str | None]:
     items: list[tuple[str, str]] = []
     keys: list[str] = []
     problem: str | None = None
+    known = _RAW_NAMES.get
     for i in range(1, len(lines)):
-        line = lines[i]
-        raw, colon, value = line.partition(":")
-        found = _header_name(raw) if colon else None
+        raw, colon, value = lines[i].partition(":")
+        found = known(raw) if colon else None
         if found is None:
-            if problem is None:
-                problem = f"malformed header line {line[:60]!r}"
-            continue
+            found = _header_name(raw) if colon else None
+            if found is None:
+                if problem is None:
+                    problem = f"malformed header line {lines[i][:60]!r}"
+                continue
         items.append((found[0], value.strip(" \t")))
         keys.append(found[1])
     return Headers._trusted(items, keys), problem
@@ -410,9 +430,9 @@ def _check_common(msg: Message) -> None:
     problem = msg.headers._first_problem(_REQUIRED, SINGLE_VALUED)
     if problem is not None:
         raise SipParseError(problem)
-    msg.vias  # noqa: B018 - every Via must parse
-    msg.from_  # noqa: B018
-    msg.to  # noqa: B018
+    msg._parsed_vias()  # every Via must parse
+    msg._parsed_from()
+    msg._parsed_to()
     msg.cseq  # noqa: B018
 
 
@@ -420,14 +440,14 @@ def _check_request(request: Request) -> None:
     _check_common(request)
     if request.cseq.method != request.method:
         raise SipParseError("CSeq method does not match the request method")
-    mf = request.headers.get("Max-Forwards")
+    mf = request.headers._first("max-forwards")
     if mf is not None and (not is_digits(mf, 10) or int(mf) > 255):
         raise SipParseError(f"bad Max-Forwards {mf[:20]!r}")
-    expires = request.headers.get("Expires")
+    expires = request.headers._first("expires")
     if expires is not None and (not is_digits(expires, 10) or int(expires) > 2**32 - 1):
         raise SipParseError(f"bad Expires {expires[:20]!r}")
     uri = request.uri
     if not _URI_SCHEME_RE.match(uri):
         raise SipParseError(f"bad Request-URI {uri[:60]!r}")
-    if SipURI.parse(uri).headers is not None and uri[:4].lower() in ("sip:", "sips"):
+    if request._parsed_ruri().headers is not None and uri[:4].lower() in ("sip:", "sips"):
         raise SipParseError("Request-URI must not contain headers")

@@ -17,6 +17,11 @@ _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*\Z")
 _HOST_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?\Z")
 _TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 _WS = " \t"
+# the usual sip:/sips: URI: user of unreserved/escaped characters, no password, no headers
+_COMMON_SIP_URI_RE = re.compile(
+    r"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$,%]+)@)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)"
+    r"(?::([0-9]{1,5}))?(;[^?@]*)?\Z"
+)
 
 
 # never inside a URI: whitespace, controls, DEL, the delimiters that end one, and quotes
@@ -117,6 +122,21 @@ class SipURI:
     @classmethod
     def parse(cls, text: str) -> SipURI:
         """Parse a URI; raise SipParseError naming the problem."""
+        m = _COMMON_SIP_URI_RE.match(text)
+        if m is None or not _NOT_IN_URI.isdisjoint(text):
+            return cls._parse_general(text)
+        # fast path, same result as the general one: [user@]host[:port][;params]
+        scheme, user, host, port_text, ptext = m.groups()
+        port = None
+        if port_text is not None:
+            port = int(port_text)
+            if not 0 < port < 65536:
+                raise SipParseError(f"bad URI {text!r}: port out of range")
+        params = parse_params(ptext, f"URI {text!r}") if ptext else {}
+        return cls(scheme, host, user, None, port, params, None)
+
+    @classmethod
+    def _parse_general(cls, text: str) -> SipURI:
         scheme, colon, rest = text.partition(":")
         if not colon or not _SCHEME_RE.match(scheme):
             raise SipParseError(f"bad URI {text!r}: missing or invalid scheme")
@@ -150,7 +170,7 @@ class SipURI:
             port = int(m.group(2))
             if not 0 < port < 65536:
                 raise SipParseError(f"bad URI {text!r}: port out of range")
-        params = parse_params(ptext, f"URI {text!r}") if semi else {}
+        params = parse_params(semi + ptext, f"URI {text!r}") if semi else {}
         return cls(lower, m.group(1), user, password, port, params, headers)
 
     def __str__(self) -> str:
@@ -251,7 +271,7 @@ class NameAddr:
         if "?" in uri_text or "," in uri_text:
             raise SipParseError(f"bad address {text!r}: URI with '?' or ',' must be in <>")
         uri = SipURI.parse(uri_text)
-        params = parse_params(ptext, f"address {text!r}") if semi else {}
+        params = parse_params(semi + ptext, f"address {text!r}") if semi else {}
         return cls(uri, None, params, False)
 
     def __str__(self) -> str:
