@@ -55,6 +55,8 @@ def test_name_addr_forms() -> None:
     assert quoted.uri.params == {"transport": "udp"} and quoted.bracketed
     tokens = NameAddr.parse("Alice  Smith\t<sip:alice@example.com>")
     assert tokens.display_name == "Alice  Smith" and tokens.display_text == "Alice  Smith"
+    utf8 = NameAddr.parse("Jürgen Müller <sip:jm@example.com>")  # unquoted, as phones send it
+    assert utf8.display_text == "Jürgen Müller"
     bare = NameAddr.parse("sip:alice@example.com;tag=abc;expires=60")
     assert bare.uri.params == {} and bare.params == {"tag": "abc", "expires": "60"}
     assert not bare.bracketed and bare.param("TAG") == "abc"
@@ -71,7 +73,7 @@ def test_name_addr_forms() -> None:
     [
         '"unterminated <sip:a@b>', "Bell, Alexander <sip:a@b>", '"q" sip:a@b', "<sip:a@b",
         "< sip:a@b >", "<sip:a@b>junk", "<sip:a@b>;;", "sip:a@b?x=1", "sip:a@b,c", "",
-        '"a" "b" <sip:a@b>', "name <sip:a@b> extra",
+        '"a" "b" <sip:a@b>', "name <sip:a@b> extra", "Jürgen, Müller <sip:a@b>",
     ],
 )  # fmt: skip
 def test_bad_addresses(text: str) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 from frontdesk.sip.errors import LocalProtocolError, SipParseError
+from frontdesk.sip.headers import MULTI_VALUED as MULTI_VALUED  # re-exported, as before
 from frontdesk.sip.headers import SINGLE_VALUED, CSeq, Headers, Via, canonical_name, split_list
 from frontdesk.sip.uri import NameAddr, SipURI, is_digits, is_token
 

@@ -250,7 +250,7 @@ class NameAddr:
             name = s[:lt].strip(_WS)
             if name:
                 words = name.replace("\t", " ").split(" ")
-                if display is not None or not all(is_token(w) for w in words if w):
+                if display is not None or not all(_is_display_word(w) for w in words if w):
                     raise SipParseError(
                         f"bad address {text!r}: display name must be tokens or quoted"
                     )
@@ -300,6 +300,15 @@ class NameAddr:
             if k.lower() == lname:
                 return v
         return None
+
+
+def _is_display_word(word: str) -> bool:
+    """A token, leniently also with non-ASCII letters: phones send ``Jürgen <sip:...>``
+    unquoted. ASCII separators (',' '"' '@' ...) still make the name invalid (RFC 4475
+    §3.1.2.15)."""
+    return is_token(word) or (
+        not word.isascii() and _TOKEN_CHARS.issuperset(c for c in word if c < "\x80")
+    )
 
 
 def _closing_quote(s: str) -> int:
