@@ -141,3 +141,35 @@ def test_framed_messages_parse_as_stream() -> None:
 def test_is_keepalive() -> None:
     assert is_keepalive(b"\r\n\r\n") and is_keepalive(b"\r\n")
     assert not is_keepalive(b"") and not is_keepalive(b"\r\nOPTIONS")
+
+
+ALL_RFC4475 = [
+    *FRAMED_OK, "dblreq", "inv2543", "badinv01", "clerr", "ncl", "scalar02", "scalarlg",
+    "quotbal", "ltgtruri", "lwsruri", "lwsstart", "trws", "baddn", "badaspec", "badvers",
+    "mismatch02", "bigcode", "insuf", "multi01", "mcl01",
+]  # fmt: skip
+
+
+def frame(chunks: list[bytes]) -> tuple[list[bytes], str | None, int]:
+    framer = StreamFramer()
+    out: list[bytes] = []
+    try:
+        for chunk in chunks:
+            out += framer.feed(chunk)
+    except FramingError as e:
+        return out, str(e), framer.buffered
+    return out, None, framer.buffered
+
+
+@pytest.mark.parametrize("name", ALL_RFC4475)
+def test_every_rfc4475_file_frames_the_same_whole_and_byte_by_byte(name: str) -> None:
+    data = rfc4475(name)
+    whole = frame([data])
+    bytewise = frame([data[i : i + 1] for i in range(len(data))])
+    assert whole[:2] == bytewise[:2]
+    if name in FRAMED_OK:
+        assert whole == ([data], None, 0)
+
+
+def test_the_file_list_is_complete() -> None:
+    assert len(set(ALL_RFC4475)) == 49
