@@ -4,5 +4,5 @@
 # Extra arguments go to `frontdesk demo` (e.g. --sip 0.0.0.0:5060).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/env.sh
+. scripts/env.sh base
 exec frontdesk demo "$@"

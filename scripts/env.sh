@@ -1,10 +1,13 @@
 # Sourced by scripts/demo.sh and scripts/test.sh: make a virtualenv in .venv with Frontdesk
 # installed (Debian 12's system Python refuses `pip install` outside a venv, PEP 668).
-# Usage: . scripts/env.sh [EXTRAS]   e.g. ". scripts/env.sh test"
+# Usage: . scripts/env.sh EXTRAS   e.g. ". scripts/env.sh test", or ". scripts/env.sh base"
+# (always pass an argument: a sourced script without one sees the caller's arguments)
 set -euo pipefail
 FRONTDESK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${FRONTDESK_VENV:-$FRONTDESK_ROOT/.venv}"
-extras="${1:-}"
+extras="${1:-base}"
+[ "$extras" = base ] && extras=""
+case "$extras" in ""|[a-z]*) ;; *) echo "scripts/env.sh: bad extras '$extras'" >&2; exit 2;; esac
 
 if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     echo "Frontdesk needs Python 3.11 or newer (python3 is $(python3 --version 2>&1))" >&2
