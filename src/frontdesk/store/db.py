@@ -189,11 +189,18 @@ class Database:
             command.upgrade(config, revision)
 
     def current_revision(self) -> str | None:
-        """The Alembic revision the database is at (None when never migrated)."""
+        """The Alembic revision the database is at (None when never migrated). Features add
+        their own branches off 0001, so with several heads this is their ids, sorted and
+        joined by "+" (e.g. ``0002_tickets+0003_routing``)."""
+        heads = self.current_heads()
+        return "+".join(heads) if heads else None
+
+    def current_heads(self) -> tuple[str, ...]:
+        """Every Alembic head the database is at, sorted (empty when never migrated)."""
         from alembic.runtime.migration import MigrationContext
 
         with self.engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            return tuple(sorted(MigrationContext.configure(conn).get_current_heads()))
 
     def close(self) -> None:
         """Close every pooled connection."""
