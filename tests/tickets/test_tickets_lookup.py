@@ -4,7 +4,7 @@ companies, ambiguous matches reported (never guessed), open requests with the as
 
 from __future__ import annotations
 
-from conftest import Acme
+from tickets_support import Acme
 
 from frontdesk.store.db import Database
 from frontdesk.tickets import directory, service
@@ -65,11 +65,20 @@ def test_contact_company_and_open_requests_with_working_on(db: Database, acme: A
             s, t, "Ann Lee", company_ids=[initech.id], numbers=["212-555-0100"]
         )
         printer = service.create_request(
-            s, t, acme.receptionist, title="Printer jams", contact_id=ann.id,
-            company_id=initech.id, assignee_id=acme.tech_tom,
+            s,
+            t,
+            acme.receptionist,
+            title="Printer jams",
+            contact_id=ann.id,
+            company_id=initech.id,
+            assignee_id=acme.tech_tom,
         )
         server = service.create_request(
-            s, t, acme.receptionist, title="Server down", company_id=initech.id,
+            s,
+            t,
+            acme.receptionist,
+            title="Server down",
+            company_id=initech.id,
             assignee_id=acme.tech_tina,
         )
         done = service.create_request(s, t, "system", title="Old", contact_id=ann.id)
@@ -81,18 +90,23 @@ def test_contact_company_and_open_requests_with_working_on(db: Database, acme: A
     assert found.contact is not None and found.contact.name == "Ann Lee"
     assert found.contact.company_ids == (initech.id,)
     assert found.company is not None and (found.company.name, found.company.via) == (
-        "Initech", "contact",
+        "Initech",
+        "contact",
     )
     by_ref = {r.ref: r for r in found.open_requests}
     assert set(by_ref) == {f"SR-{printer.number}", f"SR-{server.number}"}  # resolved one left out
     p = by_ref[f"SR-{printer.number}"]
     assert (p.assignee_id, p.assignee_name, p.assignee_working_on_it) == (
-        acme.tech_tom, "Tom Technician", True,
+        acme.tech_tom,
+        "Tom Technician",
+        True,
     )
     assert p.working_on_by == (acme.tech_tom, acme.tech_tina)
     srv = by_ref[f"SR-{server.number}"]
     assert (srv.assignee_name, srv.assignee_working_on_it, srv.working_on_by) == (
-        "Tina Technician", False, (),
+        "Tina Technician",
+        False,
+        (),
     )
     assert found.rings_through(acme.tech_tom) and found.rings_through(acme.tech_tina)
     assert not found.rings_through(acme.service_manager)
@@ -106,7 +120,8 @@ def test_switchboard_number_matches_the_company_only(db: Database, acme: Acme) -
         found = caller_lookup(s, t, SWITCHBOARD)
     assert found.contacts == () and not found.ambiguous
     assert found.company is not None and (found.company.id, found.company.via) == (
-        initech.id, "number",
+        initech.id,
+        "number",
     )
 
 
