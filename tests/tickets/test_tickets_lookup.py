@@ -101,6 +101,7 @@ def test_contact_company_and_open_requests_with_working_on(db: Database, acme: A
         "Tom Technician",
         True,
     )
+    assert (p.assignee_username, p.assignee_extension) == ("tom", "103")
     assert p.working_on_by == (acme.tech_tom, acme.tech_tina)
     srv = by_ref[f"SR-{server.number}"]
     assert (srv.assignee_name, srv.assignee_working_on_it, srv.working_on_by) == (

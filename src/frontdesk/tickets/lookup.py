@@ -78,6 +78,9 @@ class OpenRequest:
     company_id: int | None
     assignee_id: int | None
     assignee_name: str | None
+    #: The assignee's login and (lowest) extension, what the routing directory knows.
+    assignee_username: str | None
+    assignee_extension: str | None
     #: True when the assignee is working on this request right now.
     assignee_working_on_it: bool
     #: Every technician working on this request right now.
@@ -229,6 +232,28 @@ def _ambiguity(
     return None
 
 
+def _assignees(
+    session: Session, user_ids: list[int]
+) -> dict[int, tuple[str | None, str | None, str | None]]:
+    """user id -> (display name, username, lowest extension number)."""
+    if not user_ids:
+        return {}
+    extensions: dict[int, str] = {}
+    for user_id, number in session.execute(
+        select(Extension.user_id, Extension.number)
+        .where(Extension.user_id.in_(user_ids))
+        .order_by(Extension.number.desc())
+    ):
+        if user_id is not None:
+            extensions[user_id] = number
+    return {
+        user_id: (name, username, extensions.get(user_id))
+        for user_id, name, username in session.execute(
+            select(User.id, User.display_name, User.username).where(User.id.in_(user_ids))
+        )
+    }
+
+
 def _open_requests(
     session: Session, tenant_id: int, contact_ids: list[int], company_ids: list[int]
 ) -> tuple[OpenRequest, ...]:
@@ -260,13 +285,8 @@ def _open_requests(
         .order_by(WorkingOn.user_id)
     ):
         working[request_id].append(user_id)
-    assignees = {r.assignee_id for r in rows if r.assignee_id is not None}
-    names: dict[int, str] = {
-        user_id: name
-        for user_id, name in session.execute(
-            select(User.id, User.display_name).where(User.id.in_(sorted(assignees)))
-        )
-    }
+    people = _assignees(session, sorted({r.assignee_id for r in rows if r.assignee_id}))
+    nobody: tuple[str | None, str | None, str | None] = (None, None, None)
     return tuple(
         OpenRequest(
             id=r.id,
@@ -277,7 +297,9 @@ def _open_requests(
             contact_id=r.contact_id,
             company_id=r.company_id,
             assignee_id=r.assignee_id,
-            assignee_name=names.get(r.assignee_id) if r.assignee_id is not None else None,
+            assignee_name=people.get(r.assignee_id or 0, nobody)[0],
+            assignee_username=people.get(r.assignee_id or 0, nobody)[1],
+            assignee_extension=people.get(r.assignee_id or 0, nobody)[2],
             assignee_working_on_it=r.assignee_id in working[r.id],
             working_on_by=tuple(working[r.id]),
         )
