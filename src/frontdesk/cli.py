@@ -451,3 +451,4 @@ def main() -> None:
 
 
 _ = signal  # signal handling lives in app.run
+from frontdesk import cli_flow  # noqa: E402, F401  (registers `frontdesk flow ...`)

@@ -253,3 +253,13 @@ def cdr_record(state: WalkState) -> dict[str, Any]:
     if state.shield is not None:
         extra["shield"] = state.shield.as_dict()
     return {"path": [entry.as_dict() for entry in state.path], "extra": extra}
+
+
+def action_dict(action: Action) -> dict[str, Any]:
+    """An action as JSON-ready data: ``{"action": "ring", "node": ..., ...}``."""
+    data = {name: getattr(action, name) for name in action.__dataclass_fields__}
+    for key, value in data.items():
+        if isinstance(value, tuple):
+            data[key] = list(value)
+    name = type(action).__name__.removesuffix("Action").lower()
+    return {"action": name, **data}

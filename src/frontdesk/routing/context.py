@@ -5,39 +5,47 @@ not, contact, company, open service requests and who is working on them now, VIP
 routing a frozen ``CallContext``. Evaluation and the technician shield read only this, so they
 stay pure and fast (no database, no network, no clock).
 
-``build_context`` takes values that were already looked up. When ``tickets/`` lands, its
-``caller_lookup(...) -> CallerLookup`` result is turned into ``CallerFacts`` by a small adapter
-here (``facts_from_lookup``), so the engine's call stays the same.
+``build_context`` takes values that were already looked up: ``CallerFacts``, which
+``facts_from_lookup`` makes from tickets' ``caller_lookup(session, tenant_id, caller)``.
 
 What it must never do: query anything, or hold mutable state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from frontdesk.routing.directory import EMPTY_DIRECTORY, Directory
+
+if TYPE_CHECKING:
+    from frontdesk.tickets.lookup import CallerLookup
 
 
 @dataclass(frozen=True, slots=True)
 class OpenRequest:
     """An open service request of the caller's contact or company."""
 
+    #: How people refer to it (``SR-0042``).
     id: str
     title: str = ""
-    #: The technician it is assigned to (username and/or extension), if any.
-    assignee_user: str | None = None
+    #: The technician it is assigned to (user id and/or extension), if any.
+    assignee_user_id: int | None = None
     assignee_extension: str | None = None
     #: The assignee marked it as being worked on right now.
     working_now: bool = False
+    #: Everyone (user ids) working on it right now.
+    working_by: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class CallerFacts:
     """What the caller lookup found about the calling number (all empty: unknown caller)."""
 
+    #: The number is a co-worker's (an extension, or a co-worker's own phone).
+    is_coworker: bool = False
     contact_id: str | None = None
     contact_name: str | None = None
     company_id: str | None = None
@@ -125,7 +133,7 @@ def build_context(
     return CallContext(
         caller=caller,
         dialled=dialled,
-        caller_is_coworker=directory.extension_name(caller) is not None,
+        caller_is_coworker=facts.is_coworker or directory.extension_name(caller) is not None,
         contact_id=facts.contact_id,
         contact_name=facts.contact_name,
         company_id=facts.company_id,
@@ -140,14 +148,31 @@ def build_context(
     )
 
 
-def requests_for(
-    requests: Iterable[OpenRequest], *, extensions: Iterable[str], username: str | None = None
-) -> list[OpenRequest]:
-    """The requests assigned to the person with these extensions / username."""
-    numbers = set(extensions)
-    return [
-        r
-        for r in requests
-        if (r.assignee_extension is not None and r.assignee_extension in numbers)
-        or (username is not None and r.assignee_user == username)
-    ]
+def facts_from_lookup(lookup: CallerLookup) -> CallerFacts:
+    """``CallerFacts`` from tickets' ``caller_lookup(session, tenant_id, caller)``.
+
+    A number shared by several contacts or companies still counts as a known caller (the
+    first match names it) and every candidate's open requests are kept, so the shield lets
+    a caller through when any of them has a request the technician is working on now.
+    """
+    contact = lookup.contacts[0] if lookup.contacts else None
+    company = lookup.companies[0] if lookup.companies else None
+    requests = tuple(
+        OpenRequest(
+            id=r.ref,
+            title=r.title,
+            assignee_user_id=r.assignee_id,
+            assignee_extension=getattr(r, "assignee_extension", None),
+            working_now=r.assignee_working_on_it,
+            working_by=tuple(r.working_on_by),
+        )
+        for r in lookup.open_requests
+    )
+    return CallerFacts(
+        is_coworker=lookup.is_coworker,
+        contact_id=str(contact.id) if contact else None,
+        contact_name=contact.name if contact else None,
+        company_id=str(company.id) if company else None,
+        company_name=company.name if company else None,
+        open_requests=requests,
+    )

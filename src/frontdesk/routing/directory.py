@@ -5,9 +5,10 @@ What it is for: validation checks a flow's targets against a ``Directory`` ("tar
 (``resolve``). ``StaticDirectory`` is the immutable snapshot both use; ``load_directory``
 builds it from the store, outside the call path (at start and when configuration changes).
 
-Roles and groups belong to ``org/``, which has not landed: until it does, ``load_directory``
-takes them as arguments and otherwise infers roles from extension display names
-(``roles_from_display_names``, a clearly marked stopgap: "Office Manager" -> office-manager,
+Roles and groups belong to ``org/``: ``load_directory`` reads its role assignments and user
+groups when those tables exist. A tenant with no role assignments at all (or a database
+without org's tables) gets roles inferred from extension display names
+(``roles_from_display_names``, a clearly marked stopgap: "Office Manager" -> office_manager,
 "Technician One" -> technician).
 
 What it must never do: be consulted from evaluation through the database (evaluation only
@@ -21,21 +22,27 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from frontdesk.routing.model import Target
 from frontdesk.store.models import Extension, User
 
-#: Operational roles a flow may name (DESIGN.md "Ownership model").
+#: Roles a flow may name, spelt as org/ spells them (``org.roles.Role``).
 KNOWN_ROLES: tuple[str, ...] = (
-    "office-manager",
-    "service-manager",
-    "service-coordinator",
+    "office_manager",
+    "service_manager",
+    "service_coordinator",
     "technician",
-    "contact-center-manager",
+    "contact_center_manager",
     "agent",
     "marketing",
+    "administrator",
+    "decision_maker",
+    "phone_manager",
+    "technical_contact",
+    "emergency_contact",
+    "vendor",
 )
 
 
@@ -47,6 +54,9 @@ class Directory(Protocol):
 
     def is_technician(self, number: str) -> bool:
         """Whether extension ``number`` belongs to a technician (shielded from calls)."""
+
+    def extension_user(self, number: str) -> int | None:
+        """The user id owning extension ``number`` (None: nobody, or no such extension)."""
 
     def user_extensions(self, username: str) -> tuple[str, ...] | None:
         """The extensions of user ``username`` (None: no such user)."""
@@ -72,6 +82,7 @@ class StaticDirectory:
     extensions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     technicians: frozenset[str] = frozenset()
     users: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    owners: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     roles: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     mailboxes: frozenset[str] = frozenset()
@@ -82,12 +93,15 @@ class StaticDirectory:
         extensions: Mapping[str, str],
         *,
         users: Mapping[str, Iterable[str]] | None = None,
+        owners: Mapping[str, int] | None = None,
         groups: Mapping[str, Iterable[str]] | None = None,
         roles: Mapping[str, Iterable[str]] | None = None,
         mailboxes: Iterable[str] = (),
         technicians: Iterable[str] | None = None,
     ) -> StaticDirectory:
-        """A snapshot; ``technicians`` defaults to the holders of the technician role."""
+        """A snapshot. ``extensions``: number -> display name; ``users``: username -> their
+        extensions; ``owners``: extension -> user id; ``technicians`` defaults to the holders
+        of the technician role."""
         frozen_roles = _frozen(roles)
         techs = frozenset(
             technicians if technicians is not None else frozen_roles.get("technician", ())
@@ -96,6 +110,7 @@ class StaticDirectory:
             extensions=MappingProxyType(dict(extensions)),
             technicians=techs,
             users=_frozen(users),
+            owners=MappingProxyType(dict(owners or {})),
             groups=_frozen(groups),
             roles=frozen_roles,
             mailboxes=frozenset(mailboxes),
@@ -106,6 +121,9 @@ class StaticDirectory:
 
     def is_technician(self, number: str) -> bool:
         return number in self.technicians
+
+    def extension_user(self, number: str) -> int | None:
+        return self.owners.get(number)
 
     def user_extensions(self, username: str) -> tuple[str, ...] | None:
         return self.users.get(username)
@@ -150,42 +168,71 @@ def describe(directory: Directory, number: str) -> str:
 
 
 def roles_from_display_names(extensions: Mapping[str, str]) -> dict[str, list[str]]:
-    """STOPGAP until org/ role assignments exist: a role for every extension whose display
-    name starts with the role's title ("Service Manager", "Technician Two")."""
+    """STOPGAP for tenants without org/ role assignments: a role for every extension whose
+    display name starts with the role's title ("Service Manager", "Technician Two")."""
     found: dict[str, list[str]] = {}
     for number, display in sorted(extensions.items()):
-        lowered = display.strip().lower().replace("-", " ")
+        lowered = display.strip().lower().replace("-", " ").replace("_", " ")
         for role in KNOWN_ROLES:
-            if lowered.startswith(role.replace("-", " ")):
+            if lowered.startswith(role.replace("_", " ")):
                 found.setdefault(role, []).append(number)
     return found
 
 
-def load_directory(
-    session: Session,
-    tenant_id: int,
-    *,
-    roles: Mapping[str, Iterable[str]] | None = None,
-    groups: Mapping[str, Iterable[str]] | None = None,
-    mailboxes: Iterable[str] = (),
-) -> StaticDirectory:
-    """The tenant's directory from the store: extensions and users; roles from ``roles`` or
-    (stopgap) from display names; groups and shared mailboxes as given (org/ will own them)."""
+def _org_roles_and_groups(
+    session: Session, tenant_id: int, extensions_of: Mapping[int, list[str]]
+) -> tuple[dict[str, list[str]], dict[str, list[str]]] | None:
+    """Roles and groups from org/'s tables as extension numbers, or None without org/."""
+    try:
+        from frontdesk.org.model import GroupMember, RoleAssignment, UserGroup
+    except ImportError:
+        return None
+    if not inspect(session.connection()).has_table(RoleAssignment.__tablename__):
+        return None  # org's tables are not migrated in this database
+    assignments = session.execute(
+        select(RoleAssignment.role, RoleAssignment.user_id)
+        .where(RoleAssignment.tenant_id == tenant_id)
+        .order_by(RoleAssignment.id)
+    ).all()
+    members = session.execute(
+        select(UserGroup.name, GroupMember.user_id)
+        .join(GroupMember, GroupMember.group_id == UserGroup.id)
+        .where(UserGroup.tenant_id == tenant_id)
+        .order_by(UserGroup.name, GroupMember.user_id)
+    ).all()
+    group_names = session.scalars(
+        select(UserGroup.name).where(UserGroup.tenant_id == tenant_id)
+    ).all()
+    roles: dict[str, list[str]] = {}
+    for role, user_id in assignments:
+        for number in extensions_of.get(user_id, []):
+            if number not in roles.setdefault(str(role), []):
+                roles[str(role)].append(number)
+    groups: dict[str, list[str]] = {name: [] for name in group_names}
+    for name, user_id in members:
+        groups[name].extend(extensions_of.get(user_id, []))
+    return roles, groups
+
+
+def load_directory(session: Session, tenant_id: int) -> StaticDirectory:
+    """The tenant's directory from the store: extensions, users, org/'s roles and groups
+    (roles inferred from display names when the tenant has no role assignments)."""
     rows = session.execute(
-        select(Extension.number, Extension.display_name, User.username)
+        select(Extension.number, Extension.display_name, User.id, User.username)
         .outerjoin(User, User.id == Extension.user_id)
         .where(Extension.tenant_id == tenant_id)
         .order_by(Extension.number)
     ).all()
-    extensions = {number: display for number, display, _ in rows}
+    extensions = {number: display for number, display, _, _ in rows}
+    owners = {number: user_id for number, _, user_id, _ in rows if user_id is not None}
     users: dict[str, list[str]] = {}
-    for number, _, username in rows:
-        if username:
+    extensions_of: dict[int, list[str]] = {}
+    for number, _, user_id, username in rows:
+        if user_id is not None:
             users.setdefault(username, []).append(number)
-    return StaticDirectory.build(
-        extensions,
-        users=users,
-        groups=groups,
-        roles=roles if roles is not None else roles_from_display_names(extensions),
-        mailboxes=mailboxes,
-    )
+            extensions_of.setdefault(user_id, []).append(number)
+    org = _org_roles_and_groups(session, tenant_id, extensions_of)
+    roles, groups = org if org is not None else ({}, {})
+    if not roles:
+        roles = roles_from_display_names(extensions)
+    return StaticDirectory.build(extensions, users=users, owners=owners, groups=groups, roles=roles)

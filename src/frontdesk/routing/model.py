@@ -74,7 +74,7 @@ TARGET_KINDS: tuple[str, ...] = ("extension", "user", "group", "role", "mailbox"
 
 class Target(BaseModel):
     """Who a step means: ``extension:101``, ``user:alice``, ``group:service``,
-    ``role:office-manager`` or (voicemail only) ``mailbox:general``. In a document it is
+    ``role:office_manager`` (``office-manager`` works too) or (voicemail only) ``mailbox:general``. In a document it is
     written as that one string; a bare number means an extension."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -97,7 +97,10 @@ class Target(BaseModel):
                 f'"{value}" does not say who: write extension:101, user:NAME, group:NAME '
                 f"or role:NAME"
             )
-        return {"kind": kind.strip().lower(), "name": name.strip()}
+        kind, name = kind.strip().lower(), name.strip()
+        if kind == "role":  # org/ spells roles office_manager; people also write office-manager
+            name = name.lower().replace("-", "_").replace(" ", "_")
+        return {"kind": kind, "name": name}
 
     @field_validator("name")
     @classmethod

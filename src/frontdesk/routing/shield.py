@@ -27,17 +27,22 @@ from frontdesk.routing.model import FlowDocument
 SHIELD = "shield"
 
 
-def _assigned_to(ctx: CallContext, extension: str) -> list[OpenRequest]:
-    """The caller's open requests assigned to the technician at ``extension``."""
-    found = []
+def _assigned_to(ctx: CallContext, extension: str) -> tuple[list[OpenRequest], list[OpenRequest]]:
+    """The caller's open requests that concern the technician at ``extension``: (assigned to
+    them, being worked on by them right now)."""
+    user_id = ctx.directory.extension_user(extension)
+    assigned, working = [], []
     for request in ctx.open_requests:
-        if request.assignee_extension == extension:
-            found.append(request)
-        elif request.assignee_user is not None:
-            owned = ctx.directory.user_extensions(request.assignee_user) or ()
-            if extension in owned:
-                found.append(request)
-    return found
+        mine = request.assignee_extension == extension or (
+            user_id is not None and request.assignee_user_id == user_id
+        )
+        if mine:
+            assigned.append(request)
+        if (mine and request.working_now) or (
+            user_id is not None and user_id in request.working_by
+        ):
+            working.append(request)
+    return assigned, working
 
 
 def _request_label(request: OpenRequest) -> str:
@@ -54,8 +59,7 @@ def decide(ctx: CallContext) -> ShieldDecision | None:
     if ctx.caller_is_coworker:
         caller = describe(ctx.directory, ctx.caller)
         return ShieldDecision(extension, True, f"let through: caller {caller} is a co-worker")
-    assigned = _assigned_to(ctx, extension)
-    working = [r for r in assigned if r.working_now]
+    assigned, working = _assigned_to(ctx, extension)
     if working:
         request = working[0]
         return ShieldDecision(

@@ -10,7 +10,7 @@ main number runs until the business publishes its own flow:
   voicemail.
 
 ``after_hours()`` is the same after-hours branch on its own (for closures and emergencies).
-Targets are roles (``role:office-manager``), so the template fits any tenant whose people
+Targets are roles (``role:office_manager``), so the template fits any tenant whose people
 hold those roles.
 
 What it must never do: read the database or the clock; templates are plain documents.
@@ -44,7 +44,7 @@ def _voicemail_steps() -> dict[str, Any]:
         "voicemail-after-hours": {
             "type": "voicemail",
             "label": "Voicemail of the service manager",
-            "mailbox": "role:service-manager",
+            "mailbox": "role:service_manager",
             "greeting": "standard",
         },
     }
@@ -73,7 +73,7 @@ def front_desk(
         "ring-office-manager": {
             "type": "ring",
             "label": "The office manager answers first",
-            "targets": ["role:office-manager"],
+            "targets": ["role:office_manager"],
             "timeout": 20,
             "no_answer": "ring-service-team",
             "busy": "ring-service-team",
@@ -81,7 +81,7 @@ def front_desk(
         "ring-service-team": {
             "type": "ring",
             "label": "Then the service manager and the service coordinator",
-            "targets": ["role:service-manager", "role:service-coordinator"],
+            "targets": ["role:service_manager", "role:service_coordinator"],
             "strategy": "simultaneous",
             "timeout": 20,
             "no_answer": "voicemail-service-manager",
@@ -90,7 +90,7 @@ def front_desk(
         "voicemail-service-manager": {
             "type": "voicemail",
             "label": "Voicemail of the service manager",
-            "mailbox": "role:service-manager",
+            "mailbox": "role:service_manager",
             "greeting": "standard",
         },
         **_voicemail_steps(),
