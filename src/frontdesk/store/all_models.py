@@ -3,6 +3,7 @@ the model/migration drift test see the whole schema. Each feature adds one line 
 application itself never needs this module.
 """
 
+from frontdesk.org import model as org_model  # noqa: F401
 from frontdesk.routing import model as routing_model  # noqa: F401
 from frontdesk.store import models
 from frontdesk.tickets import model as tickets_model  # noqa: F401
