@@ -88,6 +88,7 @@ class SipTransport:
         self.tcp: dict[tuple[str, int], _TcpProtocol] = {}
         self.framing_errors = 0
         self._udp: asyncio.DatagramTransport | None = None
+        self._udp_sock: socket.socket | None = None
         self._server: asyncio.Server | None = None
         self._pending: dict[tuple[str, int], list[bytes]] = {}
 
@@ -108,6 +109,7 @@ class SipTransport:
         self.port = sock.getsockname()[1]
         udp, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), sock=sock)
         self._udp = udp
+        self._udp_sock = sock
         try:
             self._server = await loop.create_server(
                 lambda: _TcpProtocol(self), self.host, self.port, reuse_address=True)
@@ -119,8 +121,17 @@ class SipTransport:
     def send(self, data: bytes, peer: Peer) -> None:
         """Send one message; over TCP reuse the peer's connection or open one."""
         if peer.transport == "udp":
-            if self._udp is not None:
-                self._udp.sendto(data, (peer.host, peer.port))
+            # straight to the non-blocking socket (the transport's sendto costs several
+            # times more); only a full socket buffer falls back to the buffering transport
+            if self._udp_sock is None:
+                return
+            try:
+                self._udp_sock.sendto(data, (peer.host, peer.port))
+            except BlockingIOError:
+                if self._udp is not None:
+                    self._udp.sendto(data, (peer.host, peer.port))
+            except OSError as e:
+                log.debug("udp send to %s failed: %s", peer, e)
             return
         conn = self.tcp.get((peer.host, peer.port))
         if conn is not None and conn.transport is not None and not conn.transport.is_closing():

@@ -30,6 +30,7 @@ drop an op silently.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -44,6 +45,11 @@ from typing import Any, Literal, cast, get_args
 from sqlalchemy import Connection, Table, and_, bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+
+try:
+    import orjson
+except ImportError:  # optional speed-up
+    orjson = None
 
 from frontdesk.store.db import Database
 from frontdesk.store.models import Cdr, Registration, UtcDateTime
@@ -94,7 +100,7 @@ class Op:
 
     kind: OpKind
     payload: Mapping[str, Any]
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=lambda: _new_op_id())
 
     def __post_init__(self) -> None:
         if self.kind not in _SCHEMA:
@@ -117,6 +123,8 @@ class Op:
     def to_line(self) -> bytes:
         """The journal line for this op (JSON, newline-terminated; datetimes as ISO 8601)."""
         record = {"id": self.id, "kind": self.kind, "payload": dict(self.payload)}
+        if orjson is not None:  # several times faster; same JSON (ISO 8601 datetimes)
+            return bytes(orjson.dumps(record, default=_encode)) + b"\n"
         text = json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=_encode)
         return text.encode() + b"\n"
 
@@ -128,6 +136,15 @@ class Op:
             raise ValueError("journal line is not an op record")
         kind = cast(OpKind, record["kind"])
         return cls(kind=kind, payload=record["payload"], id=str(record["id"]))
+
+
+_OP_PREFIX = uuid.uuid4().hex[:16]  # unique per process; a counter makes each id unique
+_op_counter = itertools.count(1)
+
+
+def _new_op_id() -> str:
+    """A unique op id without a system call per op (the journal is on the SIP hot path)."""
+    return f"{_OP_PREFIX}{next(_op_counter):x}"
 
 
 def upsert_registration(**fields: Any) -> Op:
