@@ -133,8 +133,8 @@ def create_company(
     company = Company(tenant_id=tenant_id, name=name, external_ref=external_ref)
     session.add(company)
     session.flush()
-    for raw in numbers:
-        add_company_number(session, tenant_id, company.id, raw)
+    for index, raw in enumerate(numbers):
+        add_company_number(session, tenant_id, company.id, raw, field=f"numbers.{index}")
     return company
 
 
@@ -161,11 +161,17 @@ def list_companies(session: Session, tenant_id: int, *, search: str | None = Non
 
 
 def add_company_number(
-    session: Session, tenant_id: int, company_id: int, raw: str, label: str | None = None
+    session: Session,
+    tenant_id: int,
+    company_id: int,
+    raw: str,
+    label: str | None = None,
+    *,
+    field: str = "number",
 ) -> CompanyNumber:
     """Add a number to a company (adding one it already has returns the existing row)."""
     get_company(session, tenant_id, company_id)
-    e164 = normalize(raw, tenant_region(session, tenant_id))
+    e164 = normalize(raw, tenant_region(session, tenant_id), field=field)
     row = session.scalar(
         select(CompanyNumber).where(
             CompanyNumber.company_id == company_id, CompanyNumber.e164 == e164
@@ -227,8 +233,8 @@ def create_contact(
     session.add(contact)
     session.flush()
     set_contact_companies(session, tenant_id, contact.id, company_ids)
-    for raw in numbers:
-        add_contact_number(session, tenant_id, contact.id, raw)
+    for index, raw in enumerate(numbers):
+        add_contact_number(session, tenant_id, contact.id, raw, field=f"numbers.{index}")
     return contact
 
 
@@ -290,7 +296,13 @@ def contact_company_ids(session: Session, contact_id: int) -> list[int]:
 
 
 def add_contact_number(
-    session: Session, tenant_id: int, contact_id: int, raw: str, label: str | None = None
+    session: Session,
+    tenant_id: int,
+    contact_id: int,
+    raw: str,
+    label: str | None = None,
+    *,
+    field: str = "number",
 ) -> ContactNumber:
     """Add a number to a contact (adding one they already have returns the existing row).
 
@@ -298,7 +310,7 @@ def add_contact_number(
     lookup then reports the call as ambiguous.
     """
     get_contact(session, tenant_id, contact_id)
-    e164 = normalize(raw, tenant_region(session, tenant_id))
+    e164 = normalize(raw, tenant_region(session, tenant_id), field=field)
     row = session.scalar(
         select(ContactNumber).where(
             ContactNumber.contact_id == contact_id, ContactNumber.e164 == e164

@@ -1,7 +1,7 @@
 """Errors the tickets layer raises when a person (or a helpdesk) asks for something that
-cannot be done. Each message names the thing and the fix; ``field`` names the input at
-fault so the API can point at it in a problem+json answer, and ``status`` is the HTTP
-status the API answers with.
+cannot be done. The message names the thing, ``fix`` says what to do (each class has a
+default), ``field`` names the input at fault so the API can point at it in a problem+json
+answer, and ``status``/``title`` are what the API answers with.
 
 This module must never import anything beyond the standard library: every other tickets
 module, the API and the call engine import it.
@@ -15,11 +15,13 @@ class TicketsError(Exception):
 
     status = 400
     title = "Invalid request"
+    default_fix = "correct the request"
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(self, message: str, *, field: str | None = None, fix: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.fix = fix if fix is not None else self.default_fix
 
 
 class InvalidValue(TicketsError, ValueError):
@@ -27,12 +29,17 @@ class InvalidValue(TicketsError, ValueError):
 
     status = 422
     title = "Invalid value"
+    default_fix = "send a value of the documented form"
 
 
 class PhoneNumberError(InvalidValue):
     """A phone number cannot be parsed into E.164."""
 
     title = "Invalid phone number"
+    default_fix = (
+        "write it in international form (+<country code> <number>, e.g. +1 212 555 0100), "
+        "or set the tenant's phone_region setting for national numbers"
+    )
 
 
 class NotFound(TicketsError, LookupError):
@@ -40,30 +47,36 @@ class NotFound(TicketsError, LookupError):
 
     status = 404
     title = "Not found"
+    default_fix = "list them to see which exist"
 
 
 class UnknownRequest(NotFound):
     """No service request with this number in this tenant."""
 
     title = "Unknown service request"
+    default_fix = "list the tenant's service requests to find its number (SR-<digits>)"
 
 
 class UnknownContact(NotFound):
     title = "Unknown contact"
+    default_fix = "list the tenant's contacts to find the id"
 
 
 class UnknownCompany(NotFound):
     title = "Unknown company"
+    default_fix = "list the tenant's companies to find the id"
 
 
 class UnknownUser(NotFound):
     """No co-worker (user of this tenant) with this id or name."""
 
     title = "Unknown user"
+    default_fix = "pick one of the tenant's users (list them to see who exists)"
 
 
 class UnknownEndpoint(NotFound):
     title = "Unknown webhook endpoint"
+    default_fix = "list the tenant's webhook endpoints to find the id"
 
 
 class Conflict(TicketsError):
@@ -71,6 +84,7 @@ class Conflict(TicketsError):
 
     status = 409
     title = "Conflict"
+    default_fix = "look at the current state and change the request to fit it"
 
 
 class AmbiguousContact(Conflict):
@@ -78,12 +92,14 @@ class AmbiguousContact(Conflict):
     function must say which one is meant."""
 
     title = "Ambiguous contact"
+    default_fix = "pass contact_id or company_id to say which one is meant"
 
 
 class InvalidTransition(Conflict):
     """A service request cannot move from its state to the one asked for."""
 
     title = "Invalid state transition"
+    default_fix = "move the request through an allowed state first"
 
 
 class SignatureError(TicketsError):
@@ -91,3 +107,4 @@ class SignatureError(TicketsError):
 
     status = 401
     title = "Invalid webhook signature"
+    default_fix = "sign the body with the endpoint's secret: t=<unix>,v1=<hex HMAC-SHA256>"
