@@ -14,7 +14,7 @@ What it must never do: perform an action, or hold anything mutable.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
@@ -40,7 +40,8 @@ class Outcome:
     """What happened to the last action.
 
     ring: answered (``by`` = the extension that answered) / no_answer / busy / failed;
-    play: done; menu: digit (``digit``) / timeout; queue: answered / no_answer (or timeout).
+    queue: answered / no_answer (busy, failed, timeout: the same);
+    play: done; menu: digit (``digit``) / timeout.
     A plain string works too: ``"no_answer"``, ``"busy"``, ``"done"``, ``"7"``.
     """
 
@@ -257,7 +258,7 @@ def cdr_record(state: WalkState) -> dict[str, Any]:
 
 def action_dict(action: Action) -> dict[str, Any]:
     """An action as JSON-ready data: ``{"action": "ring", "node": ..., ...}``."""
-    data = {name: getattr(action, name) for name in action.__dataclass_fields__}
+    data = {f.name: getattr(action, f.name) for f in fields(action)}
     for key, value in data.items():
         if isinstance(value, tuple):
             data[key] = list(value)

@@ -333,7 +333,7 @@ def advance(
             flow, _note(state, "message played", node.next), node.next, ctx, now, state.node
         )
     if isinstance(node, QueueNode):
-        _expect(result, ("answered", "no_answer", "timeout"), state.node)
+        _expect(result, ("answered", "no_answer", "busy", "failed", "timeout"), state.node)
         if result.kind == "answered":
             return _connected(state, result.by, ctx)
         note = f"nobody took the call within {node.max_wait} s"
