@@ -1,0 +1,9 @@
+"""REST API: change requests, audit, coverage and CDRs — the shared permission suite for
+the read-only resources."""
+
+from __future__ import annotations
+
+from permsuite import CASES, permission_tests
+
+test_permissions = permission_tests(
+    CASES["change_request"] + CASES["audit"] + CASES["coverage"] + CASES["cdr"])
