@@ -190,7 +190,7 @@ def flow_show(
                 else versions.get_version(s, tenant.id, flow_name, number or 0)
             )
             if row is None:
-                what = "a draft" if draft else f"version {number}"
+                what = "draft" if draft else f"version {number}"
                 raise UserError(f'flow "{flow_name}" has no {what}; see `frontdesk flow list`')
             document = parse_flow(row.document)
         else:

@@ -81,10 +81,10 @@ def test_night_hours_across_the_fall_back_hour() -> None:
 
 
 def test_public_holidays_with_a_subdivision() -> None:
-    bavaria = Schedule(timezone="Europe/Berlin", weekly=SEVEN_DAYS,
-                       holidays={"country": "de", "subdivision": "by"})  # type: ignore[arg-type]
-    berlin = Schedule(timezone="Europe/Berlin", weekly=SEVEN_DAYS,
-                      holidays={"country": "DE"})  # type: ignore[arg-type]
+    bavaria = Schedule(
+        timezone="Europe/Berlin", weekly=SEVEN_DAYS, holidays={"country": "de", "subdivision": "by"}
+    )  # type: ignore[arg-type]
+    berlin = Schedule(timezone="Europe/Berlin", weekly=SEVEN_DAYS, holidays={"country": "DE"})  # type: ignore[arg-type]
     epiphany = local(BERLIN, 2026, 1, 6, 10, 0)
     assert check(bavaria, epiphany).reason == "holiday: Epiphany (DE public holiday)"
     assert check(berlin, epiphany).state == "open"
@@ -106,11 +106,16 @@ def test_closed_dates_and_exceptions_come_before_weekly_hours_and_holidays() -> 
         }
     )
     eve = check(schedule, local(NY, 2026, 12, 24, 10, 0))
-    assert (eve.state, eve.reason) == ("holiday", "holiday: Christmas Eve (the business's own closed date)")
+    assert (eve.state, eve.reason) == (
+        "holiday",
+        "holiday: Christmas Eve (the business's own closed date)",
+    )
     assert check(schedule, local(NY, 2026, 12, 28, 10, 0)).reason == (
         "holiday: closed date (the business's own closed date)")  # fmt: skip
     morning = check(schedule, local(NY, 2026, 12, 31, 11, 0))
-    assert morning.state == "open" and "special hours on 2026-12-31 (New Year's Eve)" in morning.reason
+    assert (
+        morning.state == "open" and "special hours on 2026-12-31 (New Year's Eve)" in morning.reason
+    )
     afternoon = check(schedule, local(NY, 2026, 12, 31, 14, 0))
     assert afternoon.state == "closed" and "08:00-12:00" in afternoon.reason
     assert check(schedule, local(NY, 2026, 10, 12, 16, 0)).state == "open"

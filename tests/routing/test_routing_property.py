@@ -43,7 +43,9 @@ ranges = st.sampled_from(["00:00-24:00", "08:00-17:00", "09:00-12:00", "13:00-18
 schedules = st.fixed_dictionaries(
     {
         "timezone": st.sampled_from(["America/New_York", "Europe/Berlin", "UTC"]),
-        "weekly": st.dictionaries(st.sampled_from(["mon", "tue", "sat", "sun"]), st.lists(ranges, max_size=1)),
+        "weekly": st.dictionaries(
+            st.sampled_from(["mon", "tue", "sat", "sun"]), st.lists(ranges, max_size=1)
+        ),
         "closed_dates": st.just({"2026-12-24": "Christmas Eve"}),
     }
 )
@@ -153,7 +155,9 @@ def _outcome(action: Action, choice: int) -> Outcome | str:
     return "done"
 
 
-def _walk(doc: FlowDocument, ctx: CallContext, now: datetime, choices: list[int]) -> tuple[Step, int]:
+def _walk(
+    doc: FlowDocument, ctx: CallContext, now: datetime, choices: list[int]
+) -> tuple[Step, int]:
     """Run a call to its end; returns the final step and how many actions it took."""
     step = start_call(doc, ctx, now)
     bound = len(doc.nodes) + 3  # path entries one advance may add

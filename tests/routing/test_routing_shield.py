@@ -178,6 +178,7 @@ def test_tickets_caller_lookup_becomes_caller_facts() -> None:
     assert decision is not None and decision.let_through and decision.request_id == "SR-0042"
     unknown = facts_from_lookup(_lookup(contacts=(), companies=(), open_requests=()))  # type: ignore[arg-type]
     assert unknown == CallerFacts()
-    coworker = facts_from_lookup(_lookup(is_coworker=True, contacts=(), companies=(),
-                                         open_requests=()))  # type: ignore[arg-type]
+    coworker = facts_from_lookup(
+        _lookup(is_coworker=True, contacts=(), companies=(), open_requests=())
+    )  # type: ignore[arg-type]
     assert context("+15550001111", facts=coworker).caller_is_coworker

@@ -160,7 +160,9 @@ SHAPE_CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("nodes", "message"), [pytest.param(c[1], c[2], id=c[0]) for c in SHAPE_CASES])
+@pytest.mark.parametrize(
+    ("nodes", "message"), [pytest.param(c[1], c[2], id=c[0]) for c in SHAPE_CASES]
+)
 def test_document_shape_messages(nodes: dict[str, Any], message: str) -> None:
     with pytest.raises(FlowInvalid) as caught:
         parse_flow(_flow(nodes))
@@ -169,7 +171,11 @@ def test_document_shape_messages(nodes: dict[str, Any], message: str) -> None:
 
 def test_schedule_and_flow_level_messages() -> None:
     with pytest.raises(FlowInvalid) as caught:
-        parse_flow(_flow({"vm": VM}, timezone="Moon/Base", schedules={"office": {"weekly": {"mon": ["9-5"]}}}))
+        parse_flow(
+            _flow(
+                {"vm": VM}, timezone="Moon/Base", schedules={"office": {"weekly": {"mon": ["9-5"]}}}
+            )
+        )
     assert caught.value.problems == (
         'flow "front-desk": time zone "Moon/Base" is unknown; use a name like America/New_York or Europe/Berlin',
         'flow "front-desk" schedule "office": opening time "9-5" must look like 08:00-17:00',

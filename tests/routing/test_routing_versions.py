@@ -65,7 +65,10 @@ def test_publishing_archives_the_previous_version(db: Database) -> None:
                                   now=T2)  # fmt: skip
         assert second.version == 2
     with db.session() as s:
-        states = [(v.version, v.state, v.published_by) for v in versions.list_versions(s, tenant, "front-desk")]
+        states = [
+            (v.version, v.state, v.published_by)
+            for v in versions.list_versions(s, tenant, "front-desk")
+        ]
         assert states == [(2, "published", "erin"), (1, "archived", "dana")]
 
 
@@ -124,7 +127,11 @@ def test_rollback_publishes_the_previous_document_as_a_new_version(db: Database)
         versions.save_draft(s, tenant, _variant(50), actor="erin", now=T2)  # work in progress
         rolled = versions.rollback(s, tenant, "front-desk", actor="frank", directory=DIRECTORY,
                                    now=T3)  # fmt: skip
-        assert (rolled.version, rolled.note, rolled.published_by) == (4, "rollback to version 1", "frank")
+        assert (rolled.version, rolled.note, rolled.published_by) == (
+            4,
+            "rollback to version 1",
+            "frank",
+        )
     with db.session() as s:
         listing = [(v.version, v.state) for v in versions.list_versions(s, tenant, "front-desk")]
         assert listing == [(4, "published"), (3, "draft"), (2, "archived"), (1, "archived")]
@@ -150,7 +157,9 @@ def test_rollback_publishes_the_previous_document_as_a_new_version(db: Database)
         ([], "anonymous", "say who is making the change (actor)"),
     ],
 )
-def test_version_errors_say_what_to_do(db: Database, setup: list[str], call: str, message: str) -> None:
+def test_version_errors_say_what_to_do(
+    db: Database, setup: list[str], call: str, message: str
+) -> None:
     tenant = _tenant(db)
     with pytest.raises(versions.VersionError, match=re.escape(message)), db.session() as s:
         if setup:
