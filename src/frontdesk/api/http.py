@@ -35,6 +35,7 @@ from frontdesk.api import (
     roles,
     sites,
     tenants,
+    tickets,
     users,
     vendor_grants,
 )
@@ -42,7 +43,7 @@ from frontdesk.org.events import EventBus
 from frontdesk.store.db import Database
 
 ROUTERS = (auth, tenants, sites, users, extensions, groups, roles, vendor_grants, changes,
-           audit, coverage, cdrs)
+           audit, coverage, cdrs, tickets)
 #: Optional feature routers, included when their module exists (routing builds flows).
 OPTIONAL_ROUTERS = ("frontdesk.routing.api",)
 

@@ -15,7 +15,7 @@ from typing import Literal
 from frontdesk.tickets.errors import InvalidValue
 
 ActorKind = Literal["user", "helpdesk", "system"]
-_HELPDESK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_HELPDESK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,62}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class Actor:
     def from_helpdesk(cls, name: str) -> Actor:
         if not _HELPDESK_NAME.fullmatch(name):
             raise InvalidValue(
-                f"helpdesk name {name!r} is not valid: use 1-63 letters, digits, '_', '.', '-'",
+                f"helpdesk name {name!r} is not valid: use 1-63 letters, digits, '_', '.', '@', '-'",
                 field="actor",
             )
         return cls("helpdesk", helpdesk=name)
