@@ -6,7 +6,7 @@ N seconds, play a message, ask a menu, leave voicemail, queue, transfer, hang up
 ``Outcome``. The state carries the path taken so far, node by node with the reason for each
 branch, which the engine writes to the CDR (``cdr_record``).
 
-All frozen dataclasses (STYLE #4). Actions are commands (verbs); outcomes are what happened.
+All immutable: frozen dataclasses (STYLE #4), and named tuples for the walk's own records. Actions are commands (verbs); outcomes are what happened.
 
 What it must never do: perform an action, or hold anything mutable.
 """
@@ -14,9 +14,9 @@ What it must never do: perform an action, or hold anything mutable.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 OutcomeKind = Literal["answered", "no_answer", "busy", "failed", "timeout", "done", "digit"]
 OUTCOME_KINDS: tuple[str, ...] = (
@@ -175,9 +175,9 @@ Action = (
 # --- the walk ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class PathEntry:
-    """One step of the path: the node, its type, what happened and why, and where next."""
+class PathEntry(NamedTuple):
+    """One step of the path: the node, its type, what happened and why, and where next.
+    (Immutable tuples: the walk makes dozens per decision, so they must be cheap.)"""
 
     node: str
     type: str
@@ -212,9 +212,9 @@ class ShieldDecision:
 _NO_VARIABLES: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class WalkState:
-    """Where a call is in its flow; hand it back to ``advance`` with the outcome."""
+class WalkState(NamedTuple):
+    """Where a call is in its flow; hand it back to ``advance`` with the outcome.
+    (An immutable tuple; evaluation derives new states with ``_replace``.)"""
 
     flow: str
     #: The node whose action is pending (empty once finished).
@@ -225,14 +225,13 @@ class WalkState:
     attempt: int = 0
     ring_order: tuple[str, ...] = ()
     busy_count: int = 0
-    variables: Mapping[str, str] = field(default_factory=lambda: _NO_VARIABLES)
+    variables: Mapping[str, str] = _NO_VARIABLES
     path: tuple[PathEntry, ...] = ()
     shield: ShieldDecision | None = None
     finished: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """The next action and the state to feed back with its outcome."""
 
     action: Action

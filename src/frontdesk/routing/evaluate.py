@@ -24,7 +24,6 @@ It raises only ``OutcomeError`` when the engine reports an outcome the action ca
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -168,7 +167,7 @@ def _ring(node_id: str, node: RingNode, state: WalkState, ctx: CallContext) -> S
         note += f" ({node.strategy}, 1 of {len(order)})"
     action = RingAction(node_id, ringing, node.timeout, node.strategy, max(position, 1))
     entry = PathEntry(node_id, "ring", note)
-    return _issue(action, replace(state, ring_order=order, attempt=position, busy_count=0), entry)
+    return _issue(action, state._replace(ring_order=order, attempt=position, busy_count=0), entry)
 
 
 def _message(flow: FlowDocument, name: str) -> str:
@@ -184,7 +183,7 @@ def _waiting(
         action: Action = PlayAction(node_id, node.message, _message(flow, node.message))
         return _issue(action, state, PathEntry(node_id, "play", f'playing "{node.message}"'))
     if isinstance(node, MenuNode):
-        return _menu(flow, node_id, node, replace(state, attempt=1))
+        return _menu(flow, node_id, node, state._replace(attempt=1))
     if isinstance(node, QueueNode):
         members = ctx.directory.group_members(node.group) or ()
         if not members:
@@ -248,12 +247,12 @@ def _issue(action: Action, state: WalkState, entry: PathEntry) -> Step:
             f"gave up after {MAX_ACTIONS} steps: the flow keeps going round (check its loops)",
         )
     path = (*state.path, entry)
-    return Step(action, replace(state, node=entry.node, actions=state.actions + 1, path=path))
+    return Step(action, state._replace(node=entry.node, actions=state.actions + 1, path=path))
 
 
 def _finish(action: Action, state: WalkState, entry: PathEntry) -> Step:
     path = (*state.path, entry)
-    return Step(action, replace(state, node="", path=path, finished=True))
+    return Step(action, state._replace(node="", path=path, finished=True))
 
 
 def _hang_up(state: WalkState, node_id: str, reason: str) -> Step:
@@ -273,24 +272,24 @@ def _walk(
     variables = dict(state.variables)
     for _ in range(len(flow.nodes) + 1):
         if node_id is None:
-            done = replace(state, path=tuple(path), variables=MappingProxyType(variables))
+            done = state._replace(path=tuple(path), variables=MappingProxyType(variables))
             return _hang_up(done, came_from, f'step "{came_from}" does not say where to go next')
         node = flow.nodes.get(node_id)
         if node is None:
-            done = replace(state, path=tuple(path), variables=MappingProxyType(variables))
+            done = state._replace(path=tuple(path), variables=MappingProxyType(variables))
             return _hang_up(done, node_id, f'step "{node_id}" does not exist in flow "{flow.name}"')
         instant = _INSTANT.get(type(node))
         if instant is not None:
             next_id, note = instant(flow, node, ctx, now, variables)
         else:
-            here = replace(state, path=tuple(path), variables=MappingProxyType(variables))
+            here = state._replace(path=tuple(path), variables=MappingProxyType(variables))
             result = _waiting(flow, node_id, node, here, ctx)
             if isinstance(result, Step):
                 return result
             next_id, note = result
         path.append(PathEntry(node_id, node.type, note, next_id))
         came_from, node_id = node_id, next_id
-    done = replace(state, path=tuple(path), variables=MappingProxyType(variables))
+    done = state._replace(path=tuple(path), variables=MappingProxyType(variables))
     return _hang_up(done, came_from, f'flow "{flow.name}" loops without waiting for the caller')
 
 
@@ -351,7 +350,7 @@ def _expect(result: Outcome, kinds: tuple[str, ...], node_id: str) -> None:
 def _note(state: WalkState, note: str, next_id: str | None) -> WalkState:
     """Record the outcome of the pending step on the path."""
     entry = PathEntry(state.node, "outcome", note, next_id)
-    return replace(state, path=(*state.path, entry))
+    return state._replace(path=(*state.path, entry))
 
 
 def _connected(state: WalkState, by: str, ctx: CallContext) -> Step:
@@ -376,8 +375,7 @@ def _after_ring(
     if 0 < state.attempt < len(state.ring_order):
         current = describe(ctx.directory, state.ring_order[state.attempt - 1])
         upcoming = state.ring_order[state.attempt]
-        nxt = replace(
-            _note(state, f"{current} {what} in {node.timeout} s", state.node),
+        nxt = _note(state, f"{current} {what} in {node.timeout} s", state.node)._replace(
             attempt=state.attempt + 1,
             busy_count=busy,
         )
@@ -425,8 +423,8 @@ def _after_menu(
         else (f"no key pressed in {node.timeout} s")
     )
     if state.attempt <= node.retries:
-        again = replace(
-            _note(state, f"{heard}; asking again", state.node), attempt=state.attempt + 1
+        again = _note(state, f"{heard}; asking again", state.node)._replace(
+            attempt=state.attempt + 1
         )
         return _menu(flow, state.node, node, again)
     target = node.invalid if result.kind == "digit" and node.invalid else node.no_input

@@ -97,15 +97,10 @@ class OpeningException(BaseModel):
     hours: list[str] = Field(default_factory=list)
     note: str = ""
 
-    _minutes: tuple[tuple[int, int], ...] = PrivateAttr(default=())
-
     @field_validator("hours")
     @classmethod
     def _valid(cls, value: list[str]) -> list[str]:
         return _ranges(value)
-
-    def model_post_init(self, context: object) -> None:
-        self._minutes = tuple(parse_range(r) for r in self.hours)
 
 
 class Schedule(BaseModel):
@@ -119,8 +114,8 @@ class Schedule(BaseModel):
     closed_dates: dict[date, str] = Field(default_factory=dict)
     exceptions: list[OpeningException] = Field(default_factory=list)
 
-    _weekly: tuple[tuple[tuple[int, int], ...], ...] = PrivateAttr(default=())
-    _exceptions: dict[date, OpeningException] = PrivateAttr(default_factory=dict)
+    #: Opening times as minutes, built once (read through ``_compiled``, see there).
+    _compiled: _Compiled | None = PrivateAttr(default=None)
 
     @field_validator("timezone")
     @classmethod
@@ -145,10 +140,25 @@ class Schedule(BaseModel):
         return value
 
     def model_post_init(self, context: object) -> None:
-        self._weekly = tuple(
-            tuple(parse_range(r) for r in self.weekly.get(day, [])) for day in DAYS
-        )
-        self._exceptions = {e.date: e for e in self.exceptions}
+        weekly = tuple(tuple(parse_range(r) for r in self.weekly.get(day, [])) for day in DAYS)
+        exceptions = {e.date: (tuple(parse_range(r) for r in e.hours), e) for e in self.exceptions}
+        self._compiled = _Compiled(weekly, exceptions)
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A schedule's ranges in minutes after midnight, per weekday and per exception date."""
+
+    weekly: tuple[tuple[tuple[int, int], ...], ...]
+    exceptions: dict[date, tuple[tuple[tuple[int, int], ...], OpeningException]]
+
+
+def _compiled(schedule: Schedule) -> _Compiled:
+    """The compiled form without going through pydantic's (slow) private-attribute lookup:
+    evaluation runs this on every call."""
+    compiled = (schedule.__pydantic_private__ or {})["_compiled"]
+    assert isinstance(compiled, _Compiled)
+    return compiled
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,12 +198,17 @@ def check(schedule: Schedule, now: datetime, default_timezone: str = "UTC") -> H
         raise ValueError("check() needs an aware datetime (a time with its time zone)")
     zone_name = schedule.timezone or default_timezone
     local = now.astimezone(ZoneInfo(zone_name))
-    day, minute = local.date(), local.hour * 60 + local.minute
-    when = f"{DAY_NAMES[local.weekday()][:3]} {local:%Y-%m-%d %H:%M} {zone_name}"
-    exception = schedule._exceptions.get(day)
-    if exception is not None:
+    day, minute, weekday = local.date(), local.hour * 60 + local.minute, local.weekday()
+    compiled = _compiled(schedule)
+    when = (
+        f"{DAY_NAMES[weekday][:3]} {local.year:04d}-{local.month:02d}-{local.day:02d} "
+        f"{local.hour:02d}:{local.minute:02d} {zone_name}"
+    )
+    special = compiled.exceptions.get(day)
+    if special is not None:
+        minutes, exception = special
         label = f"special hours on {day}" + (f" ({exception.note})" if exception.note else "")
-        hit = _within(exception._minutes, minute)
+        hit = _within(minutes, minute)
         if hit is not None:
             return HoursVerdict("open", f"open: {when}, {label} {_fmt(hit[0])}-{_fmt(hit[1])}")
         shown = ", ".join(exception.hours) or "closed all day"
@@ -207,13 +222,11 @@ def check(schedule: Schedule, now: datetime, default_timezone: str = "UTC") -> H
             return HoursVerdict(
                 "holiday", f"holiday: {name} ({schedule.holidays.country} public holiday)"
             )
-    ranges = schedule._weekly[local.weekday()]
+    ranges = compiled.weekly[weekday]
     hit = _within(ranges, minute)
     if hit is not None:
         return HoursVerdict("open", f"open: {when} is within {_fmt(hit[0])}-{_fmt(hit[1])}")
     if not ranges:
-        return HoursVerdict(
-            "closed", f"closed: {when}, no opening hours on {DAY_NAMES[local.weekday()]}s"
-        )
+        return HoursVerdict("closed", f"closed: {when}, no opening hours on {DAY_NAMES[weekday]}s")
     shown = ", ".join(f"{_fmt(s)}-{_fmt(e)}" for s, e in ranges)
     return HoursVerdict("closed", f"closed: {when} is outside {shown}")

@@ -368,7 +368,10 @@ class FlowDocument(BaseModel):
     @property
     def start_node(self) -> str | None:
         """The name of the one start step (None when there is none or more than one)."""
-        return self._start
+        # read the private value directly: pydantic's private-attribute lookup costs
+        # microseconds, and evaluation asks on every call
+        start = (self.__pydantic_private__ or {}).get("_start")
+        return start if isinstance(start, str) else None
 
     def to_json(self) -> dict[str, Any]:
         """The document as JSON-ready data (what ``flow_versions.document`` stores)."""
