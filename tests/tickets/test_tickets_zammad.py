@@ -10,6 +10,7 @@ from tickets_support import Acme, Receiver
 
 from frontdesk.store.db import Database
 from frontdesk.tickets import events, service, webhooks, zammad
+from frontdesk.tickets.endpoints import list_deliveries
 from frontdesk.tickets.outbox import unit_of_work
 from frontdesk.tickets.webhooks import WebhookDispatcher, verify_signature
 
@@ -37,38 +38,7 @@ def test_hangup_causes_follow_the_cdr_disposition() -> None:
     ]
 
 
-def test_call_events_reach_zammad_in_the_documented_form(
-    db: Database, acme: Acme, receiver: Receiver
-) -> None:
-    t = acme.tenant_id
-    with db.session() as s:
-        endpoint = zammad.create_zammad_endpoint(s, t, receiver.url + "/api/v1/cti/TOKEN123")
-        secret = endpoint.secret
-    call = {"call_id": "3f0e-42", "caller": "sip:+12125550100@trunk", "callee": "+12125550000"}
-    with unit_of_work(db) as work:
-        for event in (
-            events.CallStarted(
-                tenant_id=t,
-                users=("Rita Reception", "Sam Service-Manager"),
-                queue="front desk",
-                **call,
-            ),
-            events.CallAnswered(
-                tenant_id=t,
-                answered_by="Rita Reception",
-                answering_number="rita@acme.example",
-                **call,
-            ),
-            events.CallEnded(
-                tenant_id=t,
-                disposition="answered",
-                answered_by="Rita Reception",
-                answering_number="rita@acme.example",
-                **call,
-            ),
-        ):
-            events.record(work.session, event)
-        service.create_request(work.session, t, "system", title="not for Zammad")
+def _deliver_everything(db: Database) -> None:
     dispatcher = WebhookDispatcher(db, batch_size=1)  # one at a time: in order
 
     async def go() -> None:
@@ -79,6 +49,35 @@ def test_call_events_reach_zammad_in_the_documented_form(
             await dispatcher.aclose()
 
     asyncio.run(go())
+
+
+def _one_answered_call(t: int) -> list[events.TicketEvent]:
+    call = {"call_id": "3f0e-42", "caller": "sip:+12125550100@trunk", "callee": "+12125550000"}
+    rita = {"answered_by": "Rita Reception", "answering_number": "rita@acme.example"}
+    return [
+        events.CallStarted(
+            tenant_id=t,
+            users=("Rita Reception", "Sam Service-Manager"),
+            queue="front desk",
+            **call,
+        ),
+        events.CallAnswered(tenant_id=t, **rita, **call),
+        events.CallEnded(tenant_id=t, disposition="answered", **rita, **call),
+    ]
+
+
+def test_call_events_reach_zammad_in_the_documented_form(
+    db: Database, acme: Acme, receiver: Receiver
+) -> None:
+    t = acme.tenant_id
+    with db.session() as s:
+        endpoint = zammad.create_zammad_endpoint(s, t, receiver.url + "/api/v1/cti/TOKEN123")
+        secret = endpoint.secret
+    with unit_of_work(db) as work:
+        for event in _one_answered_call(t):
+            events.record(work.session, event)
+        service.create_request(work.session, t, "system", title="not for Zammad")
+    _deliver_everything(db)
     assert [r.path for r in receiver.received] == ["/api/v1/cti/TOKEN123"] * 3
     forms = []
     for got in receiver.received:
@@ -112,14 +111,8 @@ def test_call_events_reach_zammad_in_the_documented_form(
         ("answeringNumber", "rita@acme.example"),
     ]
     with db.session() as s:
-        names = sorted(d.event_name for d in webhooks_log(s, t))
+        names = sorted(d.event_name for d in list_deliveries(s, t))
     assert names == ["call.answered", "call.ended", "call.started"]  # no request events
-
-
-def webhooks_log(s, tenant_id: int):  # type: ignore[no-untyped-def]
-    from frontdesk.tickets.endpoints import list_deliveries
-
-    return list_deliveries(s, tenant_id)
 
 
 def test_missed_call_hangup_cause(db: Database, acme: Acme) -> None:

@@ -278,6 +278,49 @@ def record_call_action(
     )
 
 
+def _open_request_of(
+    session: Session, tenant_id: int, lookup: CallerLookup
+) -> tuple[ServiceRequest, str] | None:
+    """The open request of the one calling contact (most recently updated), and why."""
+    contact = lookup.contact
+    if contact is None:
+        return None
+    open_ones = list_requests(
+        session, tenant_id, states=OPEN_STATES, contact_id=contact.id, limit=50
+    )
+    if not open_ones:
+        return None
+    if len(open_ones) == 1:
+        return open_ones[0], f"the open request of {contact.name}"
+    return open_ones[0], (
+        f"the most recently updated of {len(open_ones)} open requests of {contact.name}"
+    )
+
+
+def _new_unattended_request(
+    session: Session,
+    tenant_id: int,
+    who: Actor,
+    lookup: CallerLookup,
+    kind: Literal["voicemail", "missed_call"],
+) -> ServiceRequest:
+    """A new request for the caller: their contact, and company when there is only one."""
+    label = "Voicemail" if kind == "voicemail" else "Missed call"
+    contact = lookup.contact
+    company = lookup.company
+    if company is None and contact is not None and len(contact.company_ids) == 1:
+        company = next((c for c in lookup.companies if c.id == contact.company_ids[0]), None)
+    return create_request(
+        session,
+        tenant_id,
+        who,
+        title=f"{label} from {_who_is_calling(lookup)}",
+        contact_id=contact.id if contact else None,
+        company_id=company.id if company else None,
+        caller_number=lookup.number if contact is None else None,
+    )
+
+
 def _file_unattended(
     session: Session,
     tenant_id: int,
@@ -292,47 +335,12 @@ def _file_unattended(
     """Note on the contact's open request, else a new request (no questions asked)."""
     if lookup.ambiguous:
         text += f" (caller not identified for sure: {lookup.ambiguity})"
-    contact = lookup.contact
-    if contact is not None:
-        open_ones = list_requests(
-            session,
-            tenant_id,
-            states=OPEN_STATES,
-            contact_id=contact.id,
-            limit=50,
-        )
-        if open_ones:
-            target = open_ones[0]
-            reason = (
-                f"the open request of {contact.name}"
-                if len(open_ones) == 1
-                else f"the most recently updated of {len(open_ones)} open requests of "
-                f"{contact.name}"
-            )
-            note = add_note(
-                session,
-                tenant_id,
-                who,
-                target.number,
-                text,
-                kind=kind,
-                cdr_id=cdr_id,
-                attachment_path=attachment_path,
-            )
-            return target, note, False, reason
-    label = "Voicemail" if kind == "voicemail" else "Missed call"
-    company = lookup.company
-    if company is None and contact is not None and len(contact.company_ids) == 1:
-        company = next((c for c in lookup.companies if c.id == contact.company_ids[0]), None)
-    request = create_request(
-        session,
-        tenant_id,
-        who,
-        title=f"{label} from {_who_is_calling(lookup)}",
-        contact_id=contact.id if contact else None,
-        company_id=company.id if company else None,
-        caller_number=lookup.number if contact is None else None,
-    )
+    found = _open_request_of(session, tenant_id, lookup)
+    if found is None:
+        request = _new_unattended_request(session, tenant_id, who, lookup, kind)
+        created, reason = True, "no open request of this caller"
+    else:
+        (request, reason), created = found, False
     note = add_note(
         session,
         tenant_id,
@@ -343,7 +351,7 @@ def _file_unattended(
         cdr_id=cdr_id,
         attachment_path=attachment_path,
     )
-    return request, note, True, "no open request of this caller"
+    return request, note, created, reason
 
 
 def request_from_voicemail(

@@ -40,6 +40,16 @@ def find_request(
     return found
 
 
+def _title_for_new(external_ref: str, title: str | None) -> str:
+    if not title:
+        raise InvalidValue(
+            f"helpdesk request {external_ref!r} is new, so it needs a title",
+            field="title",
+            fix="send a title (a few words about what is wrong)",
+        )
+    return title
+
+
 def upsert_request(
     session: Session,
     tenant_id: int,
@@ -66,17 +76,11 @@ def upsert_request(
     )
     existing = service.find_external_request(session, tenant_id, helpdesk, external_ref)
     if existing is None:
-        if not title:
-            raise InvalidValue(
-                f"helpdesk request {external_ref!r} is new, so it needs a title",
-                field="title",
-                fix="send a title (a few words about what is wrong)",
-            )
         request = service.create_request(
             session,
             tenant_id,
             who,
-            title=title,
+            title=_title_for_new(external_ref, title),
             state=state or "new",
             priority=priority or "normal",
             assignee_id=None if isinstance(assignee_id, Unset) else assignee_id,
