@@ -181,6 +181,9 @@ class RtpStream:
         self.on_audio: Callable[[bytes, int], None] | None = None
         self.on_dtmf: Callable[[str], None] | None = None
         self.on_failure: Callable[[BaseException], None] | None = None
+        #: a live source (echo, bridging): the next encoded frame, consulted when no prompt
+        #: is playing; None from it means silence this frame
+        self.source: Callable[[], bytes | None] | None = None
         self.closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -296,7 +299,8 @@ class RtpStream:
     def _next_frame(self) -> bytes:
         playback = self._playback
         if playback is None:
-            return self._silence
+            live = self.source() if self.source is not None else None
+            return live if live is not None else self._silence
         frame = playback.frames[playback.position]
         playback.position += 1
         if playback.position >= len(playback.frames):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +98,8 @@ class CallManager:
         self.dialogs: dict[tuple[str, str], tuple[Call, str]] = {}  # (call-id, our tag)
         self.relays: dict[str, _Relay] = {}  # by relayed client transaction id
         self.completed = 0
+        # media (issue #3): the endpoint takes callers whose callee did not answer (voicemail)
+        self.no_answer: Callable[[Call, float], bool] | None = None
 
     # --- helpers ------------------------------------------------------------------------
     def contact(self, peer: Peer) -> str:
@@ -251,11 +254,26 @@ class CallManager:
         self.timers.cancel(call.ring_timer)
         for leg in call.legs:
             self._cancel_leg(leg, now)
+        if status in (408, 480) and self._voicemail_takes(call, now):  # media (issue #3)
+            return
         reason = "No Answer" if status == 480 and side == "system" else None
         self._respond(call.a_tx, call.a_invite, status, now, to_tag=call.a_tag, reason=reason)
         disposition = {486: "busy", 600: "busy", 603: "rejected", 487: "cancelled"}.get(
             status, "no-answer" if side == "system" else "failed")
         self._end(call, now, disposition, side, status)
+
+    def _voicemail_takes(self, call: Call, now: float) -> bool:
+        """Media (issue #3): hand an unanswered caller to the media endpoint (the callee's
+        voicemail answers the caller's INVITE); the call then leaves the B2BUA, and the
+        endpoint continues its CDR under the same id."""
+        if self.no_answer is None or not self.no_answer(call, now):
+            return False
+        call.state = "ended"
+        self.calls.pop(call.a_tx.id, None)
+        for leg in call.legs:
+            if not leg.cancel_pending:
+                self.legs.pop(leg.tx.id, None)
+        return True
 
     def _ring_timeout(self, call: Call, now: float) -> None:
         call.ring_timer = None

@@ -79,6 +79,7 @@ class PbxServer:
         self._tasks: list[asyncio.Task[Any]] = []
         self._fingerprint: tuple[Any, ...] = ()
         self.wall_offset = 0.0
+        self.media: Any = None  # media (issue #3): pbx.media_setup.MediaRuntime
 
     # --- start / stop -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -110,6 +111,9 @@ class PbxServer:
                                 guard=guard, wall_offset=self.wall_offset)
         self.engine.timers.add(loop.time() + EXPIRY_SWEEP, self._sweep, None)
         self.engine.qualifier.start(loop.time())
+        from frontdesk.pbx.media_setup import start_media  # media (issue #3)
+
+        self.media = await start_media(self)
         self._rearm()
         self._tasks = [loop.create_task(self.writer.run()),
                        loop.create_task(self._refresh_directory())]
@@ -121,6 +125,8 @@ class PbxServer:
         log.info("SIP listening on udp+tcp %s:%d", cfg.sip_host, self.transport.port)
 
     async def stop(self) -> None:
+        if self.media is not None:  # media (issue #3): BYE to media calls, stop the clock
+            await self.media.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
