@@ -17,12 +17,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy.orm import Session
 
 from frontdesk.store.models import utcnow
 from frontdesk.tickets.model import ServiceRequest
+
+if TYPE_CHECKING:
+    from frontdesk.tickets.lookup import CallerLookup
 
 PERMISSION_REQUESTS = "tickets.requests.read"
 PERMISSION_CALLS = "calls.read"
@@ -235,6 +238,12 @@ class CallerIdentified(TicketEvent):
     call_id: str
     user_id: int | None
     lookup: dict[str, Any]
+
+    @classmethod
+    def of(
+        cls, lookup: CallerLookup, *, tenant_id: int, call_id: str, user_id: int | None
+    ) -> CallerIdentified:
+        return cls(tenant_id=tenant_id, call_id=call_id, user_id=user_id, lookup=lookup.as_dict())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
