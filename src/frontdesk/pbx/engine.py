@@ -15,7 +15,7 @@ import ipaddress
 import logging
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from frontdesk.pbx.calls import ALLOW, CallManager
 from frontdesk.pbx.directory import Credential, Directory, TenantInfo
@@ -40,9 +40,6 @@ from frontdesk.sip.transaction import (
     TransactionTimedOut,
     new_tag,
 )
-
-if TYPE_CHECKING:  # media (issue #3)
-    from frontdesk.pbx.endpoint import MediaEndpoint
 
 log = logging.getLogger("frontdesk.engine")
 
@@ -72,7 +69,6 @@ class SipEngine:
                                  wall_offset=wall_offset)
         self.qualifier = Qualifier(self.tx, location, self.timers, via_host=via_host)
         self.stats: Counter[str] = Counter()
-        self.endpoint: MediaEndpoint | None = None  # media (issue #3): MediaEndpoint.attach
 
     # --- the sans-I/O surface -------------------------------------------------------------
     def receive(self, data: bytes, source: Peer, now: float) -> None:
@@ -115,8 +111,6 @@ class SipEngine:
 
     # --- dispatch -------------------------------------------------------------------------
     def _dispatch(self, event: object, now: float) -> None:
-        if self.endpoint is not None and self.endpoint.on_event(event, now):  # media (issue #3)
-            return
         if isinstance(event, RequestReceived):
             self._on_request(event.transaction, event.request, event.source, now)
         elif isinstance(event, ResponseReceived):
@@ -135,7 +129,18 @@ class SipEngine:
                 self.calls.on_timeout(timed_out, event.timer, now)
         elif isinstance(event, StrayResponse):
             self.stats["stray_responses"] += 1
-            self.calls.on_stray_response(event.response, event.source, now)
+            if self._sent_by_us(event.response):
+                self.calls.on_stray_response(event.response, event.source, now)
+
+    def _sent_by_us(self, response: Response) -> bool:
+        """RFC 3261 §18.1.2: a response whose top Via is not one we write is discarded, never
+        acted on (RFC 4475 §3.3.10; else any forged 2xx makes us send ACK and BYE)."""
+        try:
+            via = response.top_via
+        except SipParseError:
+            return False
+        sent_by = via.host if via.port is None else f"{via.host}:{via.port}"
+        return sent_by.lower() == self.calls.via_host.lower()
 
     def _malformed(self, e: SipParseError, source: Peer, partial: Request | None = None) -> None:
         self.stats["malformed"] += 1
@@ -180,12 +185,11 @@ class SipEngine:
                 ("Allow", ALLOW), ("Accept", "application/sdp"), ("Accept-Language", "en")))
         elif method == "INVITE":
             self._on_invite(stx, req, source, now)
-        elif method == "SUBSCRIBE" and self.endpoint is not None:  # media (issue #3): MWI
-            self.endpoint.on_subscribe(stx, req, source, now)
         elif method == "BYE":
             self._answer(stx, req, 481, now)
-        else:
-            self._answer(stx, req, 405, now, headers=(("Allow", ALLOW),))
+        else:  # understood, but not outside a dialog: Allow must not offer it (§21.4.6)
+            allow = ", ".join(m for m in ALLOW.split(", ") if m != method)
+            self._answer(stx, req, 405, now, headers=(("Allow", allow),))
 
     def _checks_pass(self, stx: ServerTransaction, req: Request, now: float) -> bool:
         """RFC 3261 §8.2.2-8.2.3 checks before a UAS acts on a request."""
@@ -304,8 +308,6 @@ class SipEngine:
         if mf is not None and int(mf) == 0:
             self._answer(stx, req, 483, now)
             return
-        if self.endpoint is not None and self.endpoint.on_invite(stx, req, tenant, caller, now):
-            return  # media (issue #3): voicemail, *97, menus answer it themselves
         callee = self.directory.extension(tenant.id, ruri.user or "")
         if callee is None:
             self._answer(stx, req, 404, now)
