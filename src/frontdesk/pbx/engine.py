@@ -15,7 +15,7 @@ import ipaddress
 import logging
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from frontdesk.pbx.calls import ALLOW, CallManager
 from frontdesk.pbx.directory import Credential, Directory, TenantInfo
@@ -40,6 +40,9 @@ from frontdesk.sip.transaction import (
     TransactionTimedOut,
     new_tag,
 )
+
+if TYPE_CHECKING:  # media (issue #3)
+    from frontdesk.pbx.endpoint import MediaEndpoint
 
 log = logging.getLogger("frontdesk.engine")
 
@@ -69,6 +72,7 @@ class SipEngine:
                                  wall_offset=wall_offset)
         self.qualifier = Qualifier(self.tx, location, self.timers, via_host=via_host)
         self.stats: Counter[str] = Counter()
+        self.endpoint: MediaEndpoint | None = None  # media (issue #3): MediaEndpoint.attach
 
     # --- the sans-I/O surface -------------------------------------------------------------
     def receive(self, data: bytes, source: Peer, now: float) -> None:
@@ -111,6 +115,8 @@ class SipEngine:
 
     # --- dispatch -------------------------------------------------------------------------
     def _dispatch(self, event: object, now: float) -> None:
+        if self.endpoint is not None and self.endpoint.on_event(event, now):  # media (issue #3)
+            return
         if isinstance(event, RequestReceived):
             self._on_request(event.transaction, event.request, event.source, now)
         elif isinstance(event, ResponseReceived):
@@ -185,6 +191,8 @@ class SipEngine:
                 ("Allow", ALLOW), ("Accept", "application/sdp"), ("Accept-Language", "en")))
         elif method == "INVITE":
             self._on_invite(stx, req, source, now)
+        elif method == "SUBSCRIBE" and self.endpoint is not None:  # media (issue #3): MWI
+            self.endpoint.on_subscribe(stx, req, source, now)
         elif method == "BYE":
             self._answer(stx, req, 481, now)
         else:  # understood, but not outside a dialog: Allow must not offer it (§21.4.6)
@@ -308,6 +316,8 @@ class SipEngine:
         if mf is not None and int(mf) == 0:
             self._answer(stx, req, 483, now)
             return
+        if self.endpoint is not None and self.endpoint.on_invite(stx, req, tenant, caller, now):
+            return  # media (issue #3): voicemail, *97, menus answer it themselves
         callee = self.directory.extension(tenant.id, ruri.user or "")
         if callee is None:
             self._answer(stx, req, 404, now)
