@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -307,3 +308,35 @@ def test_run_loop_delivers_and_retries_with_real_short_delays(
     [row] = _deliveries(db)
     assert (row.status, row.attempts) == ("delivered", 2)
     assert [h["response_code"] for h in row.history] == [503, 200]
+
+
+def test_wake_from_a_worker_thread_starts_delivery(
+    db: Database, acme: Acme, receiver: Receiver
+) -> None:
+    """The API and ``asyncio.to_thread`` commit in worker threads and wake from there; the
+    poll interval is far beyond the wait, so only the wake can have sent it."""
+    with db.session() as s:
+        endpoints.create_endpoint(s, acme.tenant_id, "hd", receiver.url, secret=SECRET)
+    dispatcher = WebhookDispatcher(db, poll_interval=60.0)
+
+    def commit_in_a_thread() -> None:
+        with unit_of_work(db, dispatcher=dispatcher) as work:
+            service.create_request(work.session, acme.tenant_id, "system", title="from a thread")
+
+    async def go() -> bool:
+        task = asyncio.create_task(dispatcher.run())
+        await asyncio.sleep(0.2)  # the loop is idle, waiting for its poll interval
+        # A plain thread the loop does not wait on: nothing but the wake can rouse the loop
+        # (a to_thread completion would wake it anyway and hide a thread-unsafe wake).
+        committer = threading.Thread(target=commit_in_a_thread)
+        committer.start()
+        try:
+            return await asyncio.to_thread(receiver.arrived.wait, 20)
+        finally:
+            dispatcher.stop()
+            await asyncio.wait_for(task, 10)
+            await dispatcher.aclose()
+            committer.join(10)
+
+    assert asyncio.run(go())
+    assert json.loads(receiver.received[0].body)["data"]["request"]["title"] == "from a thread"

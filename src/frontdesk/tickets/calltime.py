@@ -5,8 +5,8 @@ the caller lookup (routing's technician shield and the screen pop), answer-time 
 (new request, note on a request, record a transfer or a send-to-voicemail), voicemail and
 missed-call filing, and call events for webhooks and Zammad CTI. Each runs in a worker
 thread (``asyncio.to_thread``) inside one transaction; the events it records become webhook
-deliveries before commit, and after commit go to ``bus`` (WebSocket fan-out) and wake the
-webhook dispatcher.
+deliveries before commit, and after commit go to ``bus`` (WebSocket fan-out, called on
+the event loop) and wake the webhook dispatcher.
 
 This module must never be called from the SIP parser or transaction layer directly (the
 engine awaits it from its call tasks), never hold locks, and never swallow a domain error:
@@ -46,13 +46,24 @@ class CallTickets:
         self.dispatcher = dispatcher
         self.bus = bus
 
-    def _in_transaction(self, work: Callable[[Session], T]) -> T:
-        with unit_of_work(self.database, dispatcher=self.dispatcher, bus=self.bus) as unit:
+    @staticmethod
+    def _in_transaction(
+        database: Database, work: Callable[[Session], T]
+    ) -> tuple[T, list[events.TicketEvent]]:
+        with unit_of_work(database) as unit:
             result = work(unit.session)
-        return result
+        return result, unit.events
 
     async def _run(self, work: Callable[[Session], T]) -> T:
-        return await asyncio.to_thread(self._in_transaction, work)
+        """``work`` in a worker thread and one transaction; its events are published here,
+        on the loop, once it committed."""
+        result, published = await asyncio.to_thread(self._in_transaction, self.database, work)
+        if published:
+            if self.dispatcher is not None:
+                self.dispatcher.wake()
+            if self.bus is not None:
+                self.bus(published)
+        return result
 
     async def lookup(self, tenant_id: int, caller: str) -> CallerLookup:
         """Who is calling (read only; for routing's ``facts_from_lookup``)."""

@@ -254,14 +254,30 @@ class WebhookDispatcher:
         self._own_client = client is None
         self._wakeup = asyncio.Event()
         self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def wake(self) -> None:
-        """New deliveries were committed: send them now rather than at the next poll."""
-        self._wakeup.set()
+        """New deliveries were committed: send them now rather than at the next poll.
+        Safe to call from any thread (API worker threads, ``asyncio.to_thread``)."""
+        self._signal()
 
     def stop(self) -> None:
         self._stopping = True
-        self._wakeup.set()
+        self._signal()
+
+    def _signal(self) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._wakeup.set()
+            return
+        try:
+            on_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self._wakeup.set()
+        else:
+            loop.call_soon_threadsafe(self._wakeup.set)
 
     async def aclose(self) -> None:
         if self._client is not None and self._own_client:
@@ -286,6 +302,7 @@ class WebhookDispatcher:
 
     async def run(self) -> None:
         """Deliver until ``stop()``; database or network trouble is logged, never fatal."""
+        self._loop = asyncio.get_running_loop()
         self._stopping = False
         while not self._stopping:
             self._wakeup.clear()
