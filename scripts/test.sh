@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 say() { printf '\n==> %s\n' "$*"; }
 
 APT_PACKAGES=(sip-tester baresip-core linphone-cli espeak-ng sox sngrep kamailio
-              postgresql redis-server tshark)
+              postgresql redis-server tshark sipvicious)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else

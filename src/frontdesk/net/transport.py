@@ -13,6 +13,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable
+from typing import cast
 
 from frontdesk.sip.framing import PING, FramingError, StreamFramer, is_keepalive
 from frontdesk.sip.peer import Peer
@@ -46,8 +47,8 @@ class _TcpProtocol(asyncio.Protocol):
         self.peer: Peer | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's TCP transport is not an asyncio.Transport subclass, so no isinstance check
+        self.transport = cast(asyncio.Transport, transport)
         host, port = transport.get_extra_info("peername")[:2]
         self.peer = Peer("tcp", host, port)
         if len(self.owner.tcp) >= MAX_TCP_CONNECTIONS:

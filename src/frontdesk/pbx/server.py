@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
 import logging
 import os
 import secrets
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from frontdesk.net.transport import SipTransport
 from frontdesk.pbx.directory import load_directory
@@ -217,13 +218,21 @@ class PbxServer:
 
     # --- configuration snapshot ---------------------------------------------------------
     def _fingerprint_now(self) -> tuple[Any, ...]:
+        """A digest of every column the engine's snapshot uses, so any edit (a new ring
+        timeout, a changed password) is noticed, not only added or removed rows."""
+        digest = hashlib.blake2b(digest_size=16)
         with self.db.session() as s:
-            parts: list[Any] = []
-            for model in (Tenant, Extension, SipCredential):
-                parts.extend(s.execute(select(func.count(), func.max(model.id))).one())
-            parts.append(s.scalar(select(func.max(Tenant.created_at))))
-            parts.extend(str(t.settings) for t in s.scalars(select(Tenant)))
-            return tuple(parts)
+            for columns in (
+                (Tenant.id, Tenant.sip_domain, Tenant.default, Tenant.settings),
+                (Extension.id, Extension.tenant_id, Extension.number, Extension.display_name,
+                 Extension.ring_timeout, Extension.max_contacts),
+                (SipCredential.id, SipCredential.extension_id, SipCredential.auth_username,
+                 SipCredential.ha1_md5, SipCredential.ha1_sha256),
+            ):
+                for row in s.execute(select(*columns).order_by(columns[0])):
+                    digest.update(repr(tuple(row)).encode())
+                digest.update(b"|")
+        return (digest.hexdigest(),)
 
     def _load_directory(self) -> Any:
         fingerprint = self._fingerprint_now()
