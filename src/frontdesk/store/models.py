@@ -56,6 +56,10 @@ TENANT_SETTING_DEFAULTS: dict[str, Any] = {
     # challenge, so MD5 alone is the default; tenants whose phones support RFC 8760 can
     # set ["SHA-256", "MD5"] or ["SHA-256"].
     "digest_algorithms": ["MD5"],
+    # Region for reading callers' numbers written without a country code (tickets).
+    "phone_region": "US",
+    # File a service request (or a note) for every missed call (tickets).
+    "missed_call_requests": False,
 }
 
 CDR_DISPOSITIONS = (
