@@ -60,7 +60,7 @@ CASES = [
      'flow "front-desk" node "vm": mailbox of mailbox "sales" does not exist'),
     ("group mailbox",
      {"vm": {"type": "voicemail", "mailbox": "group:agents"}},
-     'flow "front-desk" node "vm": mailbox cannot be a group ("agents"); name a person, role or mailbox'),
+     "flow \"front-desk\" node \"vm\": mailbox cannot be a group (\"agents\"); name a person, a role, or the group's shared mailbox as mailbox:agents"),
     ("unknown greeting",
      {"vm": {"type": "voicemail", "mailbox": "102", "greeting": "holiday"}},
      'flow "front-desk" node "vm": greeting "holiday" is neither standard, unavailable, busy nor a message of this flow'),

@@ -179,16 +179,20 @@ def roles_from_display_names(extensions: Mapping[str, str]) -> dict[str, list[st
     return found
 
 
-def _org_roles_and_groups(
+_OrgData = tuple[dict[str, list[str]], dict[str, list[str]], list[str]]
+
+
+def _org_data(
     session: Session, tenant_id: int, extensions_of: Mapping[int, list[str]]
-) -> tuple[dict[str, list[str]], dict[str, list[str]]] | None:
-    """Roles and groups from org/'s tables as extension numbers, or None without org/."""
+) -> _OrgData | None:
+    """From org/'s tables: roles and groups as extension numbers, and the groups that have a
+    shared mailbox; None when org/ is not installed or not migrated in this database."""
     try:
         from frontdesk.org.model import GroupMember, RoleAssignment, UserGroup
     except ImportError:
         return None
     if not inspect(session.connection()).has_table(RoleAssignment.__tablename__):
-        return None  # org's tables are not migrated in this database
+        return None
     assignments = session.execute(
         select(RoleAssignment.role, RoleAssignment.user_id)
         .where(RoleAssignment.tenant_id == tenant_id)
@@ -200,23 +204,24 @@ def _org_roles_and_groups(
         .where(UserGroup.tenant_id == tenant_id)
         .order_by(UserGroup.name, GroupMember.user_id)
     ).all()
-    group_names = session.scalars(
-        select(UserGroup.name).where(UserGroup.tenant_id == tenant_id)
+    groups_rows = session.execute(
+        select(UserGroup.name, UserGroup.has_mailbox).where(UserGroup.tenant_id == tenant_id)
     ).all()
     roles: dict[str, list[str]] = {}
     for role, user_id in assignments:
         for number in extensions_of.get(user_id, []):
             if number not in roles.setdefault(str(role), []):
                 roles[str(role)].append(number)
-    groups: dict[str, list[str]] = {name: [] for name in group_names}
+    groups: dict[str, list[str]] = {name: [] for name, _ in groups_rows}
     for name, user_id in members:
         groups[name].extend(extensions_of.get(user_id, []))
-    return roles, groups
+    return roles, groups, [name for name, shared in groups_rows if shared]
 
 
 def load_directory(session: Session, tenant_id: int) -> StaticDirectory:
-    """The tenant's directory from the store: extensions, users, org/'s roles and groups
-    (roles inferred from display names when the tenant has no role assignments)."""
+    """The tenant's directory from the store: extensions, users, org/'s roles, groups and
+    group mailboxes (roles inferred from display names when the tenant has no role
+    assignments)."""
     rows = session.execute(
         select(Extension.number, Extension.display_name, User.id, User.username)
         .outerjoin(User, User.id == Extension.user_id)
@@ -231,8 +236,10 @@ def load_directory(session: Session, tenant_id: int) -> StaticDirectory:
         if user_id is not None:
             users.setdefault(username, []).append(number)
             extensions_of.setdefault(user_id, []).append(number)
-    org = _org_roles_and_groups(session, tenant_id, extensions_of)
-    roles, groups = org if org is not None else ({}, {})
+    org = _org_data(session, tenant_id, extensions_of)
+    roles, groups, shared = org if org is not None else ({}, {}, [])
     if not roles:
         roles = roles_from_display_names(extensions)
-    return StaticDirectory.build(extensions, users=users, owners=owners, groups=groups, roles=roles)
+    return StaticDirectory.build(
+        extensions, users=users, owners=owners, groups=groups, roles=roles, mailboxes=shared
+    )

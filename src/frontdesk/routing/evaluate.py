@@ -24,7 +24,7 @@ It raises only ``OutcomeError`` when the engine reports an outcome the action ca
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -47,7 +47,7 @@ from frontdesk.routing.actions import (
 )
 from frontdesk.routing.context import CallContext
 from frontdesk.routing.directory import describe, resolve
-from frontdesk.routing.hours import check
+from frontdesk.routing.hours import check, holiday_name
 from frontdesk.routing.model import (
     ConditionNode,
     FlowDocument,
@@ -294,6 +294,15 @@ def _walk(
 
 
 # --- entry points -----------------------------------------------------------------------------
+
+
+def prepare(flow: FlowDocument, now: datetime) -> None:
+    """Build the holiday calendars ``flow`` needs for this year and the next, so the first
+    call of a year does not pay for it. Call it when a flow is loaded; repeating is free."""
+    for schedule in flow.schedules.values():
+        if schedule.holidays is not None:
+            for year in (now.year, now.year + 1):
+                holiday_name(schedule.holidays, date(year, 1, 1))
 
 
 def start(

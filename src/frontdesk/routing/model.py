@@ -374,8 +374,21 @@ class FlowDocument(BaseModel):
         return start if isinstance(start, str) else None
 
     def to_json(self) -> dict[str, Any]:
-        """The document as JSON-ready data (what ``flow_versions.document`` stores)."""
-        return self.model_dump(mode="json", exclude_defaults=True)
+        """The document as JSON-ready data (what ``flow_versions.document`` stores). Settings
+        a person reads are kept even at their defaults (a ring's ``timeout: 20``); unset
+        outcomes and empty labels, schedules' empty lists and messages are left out."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        for key in ("title", "messages", "schedules"):
+            if not data.get(key):
+                data.pop(key, None)
+        for node in data["nodes"].values():
+            if not node.get("label"):
+                node.pop("label", None)
+        for schedule in data.get("schedules", {}).values():
+            for key in ("closed_dates", "exceptions"):
+                if not schedule.get(key):
+                    schedule.pop(key, None)
+        return data
 
 
 # --- storage ---------------------------------------------------------------------------------

@@ -269,7 +269,8 @@ def _ring_problems(node: RingNode, directory: Directory) -> list[str]:
 def _voicemail_problems(doc: FlowDocument, node: VoicemailNode, directory: Directory) -> list[str]:
     if node.mailbox.kind == "group":
         found = [
-            f'mailbox cannot be a group ("{node.mailbox.name}"); name a person, role or mailbox'
+            f'mailbox cannot be a group ("{node.mailbox.name}"); name a person, a role, or the '
+            f"group's shared mailbox as mailbox:{node.mailbox.name}"
         ]
     else:
         problem = _target_problem(directory, node.mailbox, "mailbox of")
