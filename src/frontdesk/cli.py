@@ -43,6 +43,9 @@ data_option = click.option("--data", "data_dir", default=DEFAULT_DATA, show_defa
 db_option = click.option("--db", "db_url", default=None,
                          help="Database URL (default: SQLite in --data, or $FRONTDESK_DB), "
                               "e.g. postgresql+psycopg://user@127.0.0.1:5432/frontdesk")
+as_option = click.option("--as", "as_user", default=None, metavar="USER",
+                         help="Act as this user (their roles apply); default: the local "
+                              "administrator, recorded as such in the audit log.")
 
 
 class UserError(click.ClickException):
@@ -89,20 +92,12 @@ def cli(verbose: bool) -> None:
 # --- init / demo / serve -------------------------------------------------------------------
 def create_demo(db: Database) -> dict[str, Any]:
     """Create the demo tenant with generated passwords; return what to show the user."""
-    slug, name, domain = DEMO_TENANT
     with db.session() as s:
-        if repo.get_tenant_by_slug(s, slug) is not None:
+        if repo.get_tenant_by_slug(s, DEMO_TENANT[0]) is not None:
             raise UserError("the demo tenant already exists in this database; to start over "
                             "use a new --data directory")
-        tenant = repo.create_tenant(s, slug, name, domain, default=True)
-        extensions = []
-        for number, display, role in DEMO_EXTENSIONS:
-            password = secrets.token_urlsafe(9)
-            repo.create_user_with_extension(s, tenant, number, display, password)
-            extensions.append({"number": number, "name": display, "role": role,
-                               "username": number, "password": password})
-        s.commit()
-    return {"tenant": slug, "sip_domain": domain, "realm": domain, "extensions": extensions}
+    # through org's change path (audited), with roles and an API administrator
+    return cli_org.create_demo_tenant(db, DEMO_TENANT, DEMO_EXTENSIONS)
 
 
 def _print_demo(info: dict[str, Any], sip: str) -> None:
@@ -271,18 +266,16 @@ def tenant() -> None:
 @click.option("--domain", required=True, help="SIP domain, e.g. acme.example.com")
 @click.option("--default", "is_default", is_flag=True,
               help="Use for requests addressed to the server's IP.")
+@as_option
 def tenant_add(data_dir: Path, db_url: str | None, slug: str, name: str, domain: str,
-               is_default: bool) -> None:
-    """Add a tenant."""
+               is_default: bool, as_user: str | None) -> None:
+    """Add a tenant (--as: a user of the default tenant)."""
     db = _open_db(data_dir, db_url)
     with db.session() as s:
         if repo.get_tenant_by_slug(s, slug) or repo.get_tenant_by_domain(s, domain):
             raise UserError(f"tenant {slug!r} or domain {domain!r} already exists")
-        t = repo.create_tenant(s, slug, name, domain)
-        if is_default:
-            repo.set_default_tenant(s, t)
-        s.commit()
-    click.echo(f"tenant {slug} added (SIP domain {domain})")
+    if cli_org.add_tenant(db, slug, name, domain, is_default, as_user):
+        click.echo(f"tenant {slug} added (SIP domain {domain})")
 
 
 @tenant.command("list")
@@ -311,8 +304,9 @@ def ext() -> None:
 @click.argument("number")
 @click.option("--name", required=True, help="Display name, e.g. 'Office Manager'.")
 @click.option("--password", default=None, help="SIP password (generated if omitted).")
+@as_option
 def ext_add(data_dir: Path, db_url: str | None, slug: str | None, number: str, name: str,
-            password: str | None) -> None:
+            password: str | None, as_user: str | None) -> None:
     """Add a user with an extension and a SIP login."""
     if not number.isalnum() or len(number) > 32:
         raise UserError(f"extension {number!r} must be letters/digits, at most 32 characters")
@@ -322,10 +316,8 @@ def ext_add(data_dir: Path, db_url: str | None, slug: str | None, number: str, n
     with db.session() as s:
         if repo.get_extension(s, t.id, number) is not None:
             raise UserError(f"extension {number} already exists in tenant {t.slug}")
-        tenant_row = s.get(Tenant, t.id)
-        assert tenant_row is not None
-        repo.create_user_with_extension(s, tenant_row, number, name, password)
-        s.commit()
+    if not cli_org.add_extension(db, t, number, name, password, as_user):
+        return
     click.echo(f"extension {number} ({name}) added to {t.slug}; SIP user {number}, "
                f"password {password}")
 
@@ -363,8 +355,9 @@ def ext_list(data_dir: Path, db_url: str | None, slug: str | None) -> None:
 @click.option("--ring-timeout", type=click.IntRange(1, 600), default=None,
               help="Seconds to ring before giving up (480 to the caller).")
 @click.option("--name", default=None)
+@as_option
 def ext_set(data_dir: Path, db_url: str | None, slug: str | None, number: str,
-            ring_timeout: int | None, name: str | None) -> None:
+            ring_timeout: int | None, name: str | None, as_user: str | None) -> None:
     """Change an extension's settings."""
     db = _open_db(data_dir, db_url)
     t = _tenant(db, slug)
@@ -373,12 +366,11 @@ def ext_set(data_dir: Path, db_url: str | None, slug: str | None, number: str,
         if e is None:
             raise UserError(f"extension {number} does not exist in tenant {t.slug}; "
                             f"see `frontdesk ext list`")
-        if ring_timeout is not None:
-            e.ring_timeout = ring_timeout
-        if name:
-            e.display_name = name
-        s.commit()
-    click.echo(f"extension {number} updated")
+    fields: dict[str, Any] = {"ring_timeout": ring_timeout} if ring_timeout is not None else {}
+    if name:
+        fields["display_name"] = name
+    if cli_org.set_extension(db, t, number, fields, as_user):
+        click.echo(f"extension {number} updated")
 
 
 # --- registrations and CDRs ---------------------------------------------------------------
@@ -452,3 +444,4 @@ def main() -> None:
 
 _ = signal  # signal handling lives in app.run
 from frontdesk import cli_flow  # noqa: E402, F401  (registers `frontdesk flow ...`)
+from frontdesk import cli_org  # noqa: E402  ownership: audit, coverage, role, user, token, change
