@@ -19,8 +19,10 @@ KAM_CALL_RATES="${KAM_CALL_RATES:-1000 2000 3000 3500 4000}"
 FD_REG_RATES="${FD_REG_RATES:-1000 2000 3000 4000 5000 6000 8000 10000 12000 15000 20000}"
 FD_CALL_RATES="${FD_CALL_RATES:-250 500 750 1000 1250 1500 2000 2500 3000}"
 AUTH_RATES="${AUTH_RATES:-500 1000 1500 2000 3000 4000 5000 6000 8000}"
-PY="${PYTHON:-python3}"
-[ -x "$ROOT/.venv/bin/python" ] && PY="$ROOT/.venv/bin/python"
+# the project's virtualenv, installed or brought up to date by scripts/env.sh
+. "$ROOT/scripts/env.sh" base
+set +e
+PY=python
 mkdir -p "$WORK"
 STAMP="$(date +%Y%m%d-%H%M%S)"
 DATA="$(mktemp -d "$WORK/fd-data-XXXX")"
@@ -43,7 +45,24 @@ echo "== Frontdesk (benchmark tenant, data in $DATA)"
 "$PY" -m frontdesk serve --data "$DATA" --sip "127.0.0.1:$FD_PORT" --http 127.0.0.1:0 \
 	>"$DATA/server.log" 2>&1 &
 FD_PID=$!
-sleep 3
+# wait until it answers OPTIONS (start-up loads 20,000 extensions), at most 60 s
+"$PY" - "$FD_PORT" <<'PYEOF' || { echo "frontdesk did not start; see $DATA/server.log"; exit 1; }
+import socket, sys, time
+port = int(sys.argv[1])
+msg = (f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKready\r\n"
+       "From: <sip:bench@127.0.0.1>;tag=r\r\nTo: <sip:127.0.0.1>\r\nCall-ID: ready\r\n"
+       "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); s.settimeout(0.5)
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    s.sendto(msg, ("127.0.0.1", port))
+    try:
+        s.recv(65535); sys.exit(0)
+    except OSError:
+        pass
+sys.exit(1)
+PYEOF
+sleep 2
 RESULTS="$WORK/results/$STAMP-frontdesk" REG_RATES="$FD_REG_RATES" CALL_RATES="$FD_CALL_RATES" \
 	TARGET_PIDS="$FD_PID" "$SHARED/run.sh" "127.0.0.1:$FD_PORT" register calls repeat >/dev/null 2>&1
 FD_SUM="$WORK/results/$STAMP-frontdesk/summary.tsv"
