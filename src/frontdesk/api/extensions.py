@@ -24,6 +24,7 @@ from frontdesk.api.schemas import (
     Text,
     Username,
     accepted,
+    omitted,
 )
 from frontdesk.org.service import Change
 from frontdesk.store.models import Extension
@@ -44,11 +45,11 @@ class ExtensionIn(Input):
 
 
 class ExtensionPatch(Input):
-    display_name: Text = Field(default=None)
+    display_name: Text = omitted()
     user: Username | None = None
     ring_timeout: Timeout | None = None
-    max_contacts: Contacts = Field(default=None)
-    sip_password: SipPassword = Field(default=None)
+    max_contacts: Contacts = omitted()
+    sip_password: SipPassword = omitted()
     reason: LongText = ""
 
 

@@ -26,6 +26,7 @@ from frontdesk.api.schemas import (
     Text,
     Username,
     accepted,
+    omitted,
 )
 from frontdesk.org.model import UserGroup
 from frontdesk.org.service import Change
@@ -47,11 +48,11 @@ class GroupIn(Input):
 
 
 class GroupPatch(Input):
-    display_name: Text = Field(default=None)
+    display_name: Text = omitted()
     site: Slug | None = None
-    features: Features = Field(default=None)
-    members: Members = Field(default=None)
-    has_mailbox: bool = Field(default=None)
+    features: Features = omitted()
+    members: Members = omitted()
+    has_mailbox: bool = omitted()
     mailbox_checker: Username | None = None
     reason: LongText = ""
 

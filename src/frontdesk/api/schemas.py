@@ -265,3 +265,8 @@ SlugPath = Annotated[str, Path(pattern=SLUG_PATTERN, description="lowercase slug
 UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN)]
 NumberPath = Annotated[str, Path(pattern=NUMBER_PATTERN, description="extension number")]
 IdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+def omitted() -> Any:
+    """Default of a PATCH field that may be left out but not sent as null."""
+    return Field(default=None)

@@ -10,11 +10,10 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from pydantic import Field
 from sqlalchemy import select
 
 from frontdesk.api.common import CallerDep, read_all, read_one
-from frontdesk.api.schemas import Input, LongText, SiteOut, Slug, SlugPath, Text, accepted
+from frontdesk.api.schemas import Input, LongText, SiteOut, Slug, SlugPath, Text, accepted, omitted
 from frontdesk.org.model import Site
 from frontdesk.org.service import Change
 
@@ -30,8 +29,8 @@ class SiteIn(Input):
 
 
 class SitePatch(Input):
-    name: Text = Field(default=None)
-    timezone: Text = Field(default=None)
+    name: Text = omitted()
+    timezone: Text = omitted()
     address: LongText | None = None
     reason: LongText = ""
 

@@ -24,6 +24,7 @@ from frontdesk.api.schemas import (
     TenantOut,
     Text,
     accepted,
+    omitted,
 )
 from frontdesk.org.errors import NotFound
 from frontdesk.org.service import Change
@@ -38,18 +39,18 @@ class TenantIn(Input):
     slug: Slug
     name: Text
     sip_domain: Host
-    ring_timeout: Timeout = Field(default=None)
-    digest_algorithms: Algorithms = Field(default=None)
-    allow_unauthenticated_loopback: bool = Field(default=None)
+    ring_timeout: Timeout = omitted()
+    digest_algorithms: Algorithms = omitted()
+    allow_unauthenticated_loopback: bool = omitted()
     reason: LongText = ""
 
 
 class TenantPatch(Input):
-    name: Text = Field(default=None)
-    sip_domain: Host = Field(default=None)
-    ring_timeout: Timeout = Field(default=None)
-    digest_algorithms: Algorithms = Field(default=None)
-    allow_unauthenticated_loopback: bool = Field(default=None)
+    name: Text = omitted()
+    sip_domain: Host = omitted()
+    ring_timeout: Timeout = omitted()
+    digest_algorithms: Algorithms = omitted()
+    allow_unauthenticated_loopback: bool = omitted()
     reason: LongText = ""
 
 

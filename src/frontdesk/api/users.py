@@ -11,7 +11,6 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from pydantic import Field
 from sqlalchemy import select
 
 from frontdesk.api.common import CallerDep, read_all, read_one
@@ -25,6 +24,7 @@ from frontdesk.api.schemas import (
     UsernamePath,
     UserOut,
     accepted,
+    omitted,
 )
 from frontdesk.org.service import Change
 from frontdesk.store.models import User
@@ -41,7 +41,7 @@ class UserIn(Input):
 
 
 class UserPatch(Input):
-    display_name: Text = Field(default=None)
+    display_name: Text = omitted()
     email: Email | None = None
     reason: LongText = ""
 
