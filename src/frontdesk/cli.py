@@ -444,4 +444,5 @@ def main() -> None:
 
 _ = signal  # signal handling lives in app.run
 from frontdesk import cli_flow  # noqa: E402, F401  (registers `frontdesk flow ...`)
+from frontdesk import cli_media  # noqa: E402, F401  media (issue #3): `frontdesk voicemail ...`
 from frontdesk import cli_org  # noqa: E402  ownership: audit, coverage, role, user, token, change

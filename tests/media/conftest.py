@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
-from frontdesk_proc import FrontdeskProcess  # noqa: E402
+from frontdesk_proc import FrontdeskProcess
 
 
 @pytest.fixture

@@ -255,43 +255,21 @@ class MediaEndpoint:
         """Answer ``invite`` with SDP and start ``script``; None after a failure answer."""
         call_id = call_id or str(uuid.uuid4())
         tag = to_tag or new_tag()
-        try:
-            sockets = self.ports.bind_pair()
-        except MediaPortsExhausted as exc:
-            log.error("call from %s to %s refused with 503: %s", caller, dialled, exc)
-            self._reject(stx, invite, 503, now, tag, "Service Unavailable (no RTP ports)")
-            self._cdr_failed(call_id, tenant, invite, caller, caller_name, dialled, 503, now)
-            return None
-        port = int(sockets[0].getsockname()[1])
         session_id = str(secrets.randbelow(10**9))
         try:
-            if invite.body:
-                body, params = answer_offer(
-                    invite.body, local_ip=self.media_host, local_port=port, session_id=session_id
-                )
-            else:
-                body, params = (
-                    make_offer(local_ip=self.media_host, local_port=port, session_id=session_id),
-                    None,
-                )
-        except (SdpParseError, NoCommonCodec) as exc:
-            for sock in sockets:
-                sock.close()
-            status = 488 if isinstance(exc, NoCommonCodec) else 400
-            log.warning(
-                "call from %s to %s refused with %d: %s", caller, dialled, status, exc.reason
-            )
-            warning = f'305 {self.media_host} "{_quoted(exc.reason)}"' if status == 488 else None
-            self._reject(stx, invite, status, now, tag, None, warning)
+            sockets = self.ports.bind_pair()
+            port = int(sockets[0].getsockname()[1])
+            try:
+                body, params = self._sdp(invite, port, session_id)
+            except (SdpParseError, NoCommonCodec):
+                for sock in sockets:
+                    sock.close()
+                raise
+        except (MediaPortsExhausted, SdpParseError, NoCommonCodec) as exc:
+            status = self._refuse(stx, invite, exc, now, tag, f"from {caller} to {dialled}")
             self._cdr_failed(call_id, tenant, invite, caller, caller_name, dialled, status, now)
             return None
-        resp = make_response(invite, 200, to_tag=tag, body=body)
-        resp.headers.add("Content-Type", "application/sdp")
-        contact = self.engine.calls.contact(stx.peer)
-        resp.headers.add("Contact", contact)
-        resp.headers.add("Allow", ALLOW)
-        self.tx.send_response(stx, resp, now)
-        dialog = Dialog.from_uas(invite, resp, contact, self.engine.calls.via_host, stx.peer)
+        dialog = self._accept(stx, invite, tag, body, now)
         call = MediaCall(
             call_id,
             tenant,
@@ -314,6 +292,49 @@ class MediaEndpoint:
         self._cdr(call, now)
         call.task = asyncio.get_running_loop().create_task(self._run(call))
         return call
+
+    def _accept(
+        self, stx: ServerTransaction, invite: Request, tag: str, body: bytes, now: float
+    ) -> Dialog:
+        """Send 200 OK with our SDP; the dialog it creates."""
+        resp = make_response(invite, 200, to_tag=tag, body=body)
+        resp.headers.add("Content-Type", "application/sdp")
+        contact = self.engine.calls.contact(stx.peer)
+        resp.headers.add("Contact", contact)
+        resp.headers.add("Allow", ALLOW)
+        self.tx.send_response(stx, resp, now)
+        return Dialog.from_uas(invite, resp, contact, self.engine.calls.via_host, stx.peer)
+
+    def _sdp(
+        self, invite: Request, port: int, session_id: str
+    ) -> tuple[bytes, StreamParams | None]:
+        """Our answer to the INVITE's offer, or our offer when it came without one."""
+        if invite.body:
+            return answer_offer(
+                invite.body, local_ip=self.media_host, local_port=port, session_id=session_id
+            )
+        return make_offer(local_ip=self.media_host, local_port=port, session_id=session_id), None
+
+    def _refuse(
+        self,
+        stx: ServerTransaction,
+        invite: Request,
+        exc: Exception,
+        now: float,
+        tag: str,
+        what: str,
+    ) -> int:
+        """Answer 503 (no RTP ports), 488 + Warning (no common codec) or 400 (bad SDP)."""
+        if isinstance(exc, MediaPortsExhausted):
+            log.error("call %s refused with 503: %s", what, exc)
+            self._reject(stx, invite, 503, now, tag, "Service Unavailable (no RTP ports)")
+            return 503
+        reason = getattr(exc, "reason", str(exc))
+        status = 488 if isinstance(exc, NoCommonCodec) else 400
+        log.warning("call %s refused with %d: %s", what, status, reason)
+        warning = f'305 {self.media_host} "{_quoted(reason)}"' if status == 488 else None
+        self._reject(stx, invite, status, now, tag, None, warning)
+        return status
 
     def _reject(
         self,

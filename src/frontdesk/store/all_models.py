@@ -3,6 +3,7 @@ the model/migration drift test see the whole schema. Each feature adds one line 
 application itself never needs this module.
 """
 
+from frontdesk.media import model as media_model  # noqa: F401
 from frontdesk.org import model as org_model  # noqa: F401
 from frontdesk.routing import model as routing_model  # noqa: F401
 from frontdesk.store import models
