@@ -47,12 +47,13 @@ class Net:
     bindings: list[tuple[str, Any]] = field(default_factory=list)
     inbox: dict[int, list[Request | Response]] = field(default_factory=dict)
     raw: dict[int, list[bytes]] = field(default_factory=dict)
+    wall_offset: float = 0.0
 
     def __post_init__(self) -> None:
         self.location = LocationService(lambda kind, b: self.bindings.append((kind, b)))
         self.engine = SipEngine(self.directory, self.location, via_host="127.0.0.1:5060",
                                 secret=b"0123456789abcdef0123456789abcdef",
-                                cdr_sink=self.cdrs.append)
+                                cdr_sink=self.cdrs.append, wall_offset=self.wall_offset)
         self.engine.qualifier.start(self.now)
 
     def send(self, message: Request | Response | bytes, source: Peer) -> None:

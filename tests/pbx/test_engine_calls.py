@@ -232,7 +232,7 @@ def test_nat_keepalive_answered_keeps_phone_reachable(net: Net) -> None:
 
 
 def test_late_2xx_after_the_call_ended_is_acked_and_ended(net: Net) -> None:
-    alice, bob, invite, b_invite = setup_call(net)
+    _, bob, _, b_invite = setup_call(net)
     bob.respond(b_invite, 486)
     net.advance(40)  # the INVITE client transaction is long gone
     bob.take()

@@ -70,6 +70,7 @@ class Call:
     answered_at: float | None = None
     ring_timer: int | None = None
     awaiting_a_ack: bool = False
+    walk: Any = None  # the flow this call is walking (pbx.flows.FlowWalk), if any
 
 
 @dataclass(slots=True)
@@ -124,12 +125,12 @@ class CallManager:
     # --- a new call ---------------------------------------------------------------------
     def start(self, stx: ServerTransaction, invite: Request, tenant: TenantInfo, caller: str,
               caller_name: str, callee: ExtensionInfo, bindings: list[Binding],
-              now: float) -> Call:
+              now: float, walk: Any = None) -> Call:
         """Fork the INVITE to every binding of ``callee`` and start ringing."""
         call = Call(
             id=str(uuid.uuid4()), tenant=tenant, caller=caller, caller_name=caller_name,
             callee=callee.number, a_tx=stx, a_invite=invite, a_peer=stx.peer, a_tag=new_tag(),
-            b_call_id=new_call_id(), b_from_tag=new_tag(), started=now,
+            b_call_id=new_call_id(), b_from_tag=new_tag(), started=now, walk=walk,
         )
         self.calls[stx.id] = call
         self._write_cdr(call, now)
@@ -139,6 +140,31 @@ class CallManager:
             self._fork(call, binding, max_forwards, now)
         call.ring_timer = self.timers.add(now + callee.ring_timeout, self._ring_timeout, call)
         return call
+
+    def ring_more(self, call: Call, bindings: list[Binding], timeout: float,
+                  now: float) -> None:
+        """The flow's next ring step on a call still ringing: fork to ``bindings``."""
+        mf = call.a_invite.headers.get("Max-Forwards")
+        max_forwards = int(mf) - 1 if mf and mf.isdigit() else 69
+        for binding in bindings:
+            self._fork(call, binding, max_forwards, now)
+        call.ring_timer = self.timers.add(now + timeout, self._ring_timeout, call)
+
+    def release(self, call: Call, now: float) -> None:
+        """Hand the unanswered caller to someone else (the media endpoint): the B2BUA
+        forgets the call without answering it."""
+        self.timers.cancel(call.ring_timer)
+        call.state = "ended"
+        self.calls.pop(call.a_tx.id, None)
+        for leg in call.legs:
+            if not leg.cancel_pending:
+                self.legs.pop(leg.tx.id, None)
+
+    def fail(self, call: Call, status: int, now: float, side: str) -> None:
+        """End an unanswered call with ``status`` (the flow decided so)."""
+        if call.state == "ringing":
+            call.walk = None
+            self._fail(call, status, now, side)
 
     def _fork(self, call: Call, binding: Binding, max_forwards: int, now: float) -> None:
         a = call.a_invite
@@ -225,6 +251,8 @@ class CallManager:
                                body=resp.body, content_type=resp.headers.get("Content-Type"),
                                contact=True)
         call.awaiting_a_ack = True
+        if call.walk is not None:
+            call.walk.runner.answered(call, leg.binding.aor, now)
         call.a_dialog = Dialog.from_uas(call.a_invite, a_resp, self.contact(call.a_peer),
                                         self.via_host, call.a_peer)
         self.dialogs[(call.a_invite.call_id, call.a_tag)] = (call, "a")
@@ -254,6 +282,9 @@ class CallManager:
         self.timers.cancel(call.ring_timer)
         for leg in call.legs:
             self._cancel_leg(leg, now)
+        if call.walk is not None and side != "caller" \
+                and call.walk.runner.ring_failed(call, status, now):
+            return  # the flow goes on (next ring step, voicemail, ...)
         if status in (408, 480) and self._voicemail_takes(call, now):  # media (issue #3)
             return
         reason = "No Answer" if status == 480 and side == "system" else None

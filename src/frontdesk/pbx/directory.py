@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,6 +27,7 @@ class TenantInfo:
     ring_timeout: float
     allow_unauthenticated_loopback: bool
     digest_algorithms: tuple[str, ...] = ("MD5",)
+    main_number: str = ""  # dialling it runs the tenant's call flow
 
     @property
     def realm(self) -> str:
@@ -65,6 +67,8 @@ class Directory:
     default: TenantInfo | None = None
     extensions: dict[tuple[int, str], ExtensionInfo] = field(default_factory=dict)
     credentials: dict[tuple[int, str], Credential] = field(default_factory=dict)
+    #: per tenant with a main number: its flow and routing directory (pbx.flows.TenantRouting)
+    routing: dict[int, Any] = field(default_factory=dict)
 
     _host_cache: dict[str, TenantInfo | None] = field(default_factory=dict)
 
@@ -108,6 +112,7 @@ def load_directory(session: Session) -> Directory:
             is_default=bool(t.default), ring_timeout=float(settings["ring_timeout"]),
             allow_unauthenticated_loopback=bool(settings["allow_unauthenticated_loopback"]),
             digest_algorithms=tuple(str(a).upper() for a in settings["digest_algorithms"]),
+            main_number=str(settings.get("main_number") or ""),
         )
         d.tenants[t.id] = info
         d.by_domain[info.sip_domain] = info
@@ -128,4 +133,22 @@ def load_directory(session: Session) -> Directory:
             continue
         d.credentials[(c.tenant_id, c.auth_username)] = Credential(
             c.tenant_id, c.auth_username, number, c.ha1_md5, c.ha1_sha256)
+    for tenant in d.tenants.values():
+        if tenant.main_number:
+            d.routing[tenant.id] = load_routing(session, tenant.id)
     return d
+
+
+def load_routing(session: Session, tenant_id: int) -> Any:
+    """The tenant's published flow (or the front-desk template) and routing directory."""
+    from datetime import UTC, datetime
+
+    from frontdesk.pbx.flows import TenantRouting
+    from frontdesk.routing import versions
+    from frontdesk.routing.directory import load_directory as load_routing_directory
+    from frontdesk.routing.evaluate import prepare
+
+    loaded = versions.load_flow(session, tenant_id)
+    prepare(loaded.document, datetime.now(UTC))
+    return TenantRouting(loaded.document, load_routing_directory(session, tenant_id),
+                         loaded.label)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from frontdesk.pbx.calls import ALLOW, CallManager
 from frontdesk.pbx.directory import Credential, Directory, TenantInfo
+from frontdesk.pbx.flows import FlowRunner
 from frontdesk.pbx.guard import AuthFailureGuard
 from frontdesk.pbx.keepalive import Qualifier
 from frontdesk.pbx.location import LocationService
@@ -68,7 +69,13 @@ class SipEngine:
         self._authenticators: dict[tuple[str, ...], DigestAuthenticator] = {}
         self.guard = guard or AuthFailureGuard()
         self.registrar = Registrar(location)
-        self.calls = CallManager(self.tx, self.timers, via_host=via_host, cdr_sink=cdr_sink,
+        self.flows = FlowRunner(self)
+
+        def store_cdr(record: dict[str, Any]) -> None:
+            self.flows.cdr_fields(record)  # the flow's path and shield decision
+            cdr_sink(record)
+
+        self.calls = CallManager(self.tx, self.timers, via_host=via_host, cdr_sink=store_cdr,
                                  wall_offset=wall_offset)
         self.qualifier = Qualifier(self.tx, location, self.timers, via_host=via_host)
         self.stats: Counter[str] = Counter()
@@ -318,7 +325,13 @@ class SipEngine:
             return
         if self.endpoint is not None and self.endpoint.on_invite(stx, req, tenant, caller, now):
             return  # media (issue #3): voicemail, *97, menus answer it themselves
-        callee = self.directory.extension(tenant.id, ruri.user or "")
+        dialled = ruri.user or ""
+        if self.flows.wants(tenant, dialled):  # the main number: the tenant's call flow
+            caller_ext = self.directory.extension(tenant.id, caller)
+            name = caller_ext.display_name if caller_ext else req.from_.display_text
+            self.flows.start(stx, req, tenant, caller, name, dialled, now)
+            return
+        callee = self.directory.extension(tenant.id, dialled)
         if callee is None:
             self._answer(stx, req, 404, now)
             return

@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from frontdesk.pbx.directory import load_directory
 from frontdesk.pbx.engine import SipEngine
 from frontdesk.pbx.guard import AuthFailureGuard
 from frontdesk.pbx.location import Binding, LocationService
+from frontdesk.routing.context import UNKNOWN_CALLER, CallerFacts
 from frontdesk.sip.peer import Peer
 from frontdesk.store import journal
 from frontdesk.store.db import Database
@@ -112,6 +114,8 @@ class PbxServer:
                                 guard=guard, wall_offset=self.wall_offset)
         self.engine.timers.add(loop.time() + EXPIRY_SWEEP, self._sweep, None)
         self.engine.qualifier.start(loop.time())
+        self.engine.flows.clock = loop.time
+        self.engine.flows.lookup = self._lookup_caller
         from frontdesk.pbx.media_setup import start_media  # media (issue #3)
 
         self.media = await start_media(self)
@@ -176,6 +180,30 @@ class PbxServer:
         assert self.engine is not None
         self.engine.location.expire(now)
         self.engine.timers.add(now + EXPIRY_SWEEP, self._sweep, None)
+
+    # --- caller lookup for call flows (tickets: contact, company, open requests) ----------
+    def _lookup_caller(self, tenant_id: int, caller: str,
+                       reply: Callable[[CallerFacts], None]) -> None:
+        async def look_up() -> None:
+            try:
+                facts = await asyncio.to_thread(self._caller_facts, tenant_id, caller)
+            except Exception:
+                log.exception("caller lookup for %s failed; routing it as unknown", caller)
+                facts = UNKNOWN_CALLER
+            try:
+                reply(facts)
+            except Exception:
+                log.exception("internal error routing a call from %s", caller)
+            self._flush()
+
+        asyncio.get_running_loop().create_task(look_up())
+
+    def _caller_facts(self, tenant_id: int, caller: str) -> CallerFacts:
+        from frontdesk.routing.context import facts_from_lookup
+        from frontdesk.tickets.lookup import caller_lookup
+
+        with self.db.session() as s:
+            return facts_from_lookup(caller_lookup(s, tenant_id, caller))
 
     # --- persistence --------------------------------------------------------------------
     def _persist_binding(self, kind: str, b: Binding) -> None:

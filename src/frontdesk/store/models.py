@@ -60,6 +60,10 @@ TENANT_SETTING_DEFAULTS: dict[str, Any] = {
     "phone_region": "US",
     # File a service request (or a note) for every missed call (tickets).
     "missed_call_requests": False,
+    # The number callers dial to reach the business: it runs the tenant's call flow
+    # (the front-desk routine unless another flow is published); it takes precedence over an
+    # extension with the same number. Empty: no flow, extensions only.
+    "main_number": "100",
 }
 
 CDR_DISPOSITIONS = (
