@@ -260,3 +260,13 @@ def test_changes_use_the_clock_they_are_given(world) -> None:  # type: ignore[no
                                now=later)
         assert versions.latest(session, world.tenant_id, "extension", "101").at == later  # type: ignore[union-attr]
     assert outcome.status == "applied"
+
+
+def test_the_last_administrator_cannot_be_removed(world) -> None:  # type: ignore[no-untyped-def]
+    world.add_user("boss", Role.ADMINISTRATOR)
+    with pytest.raises(Conflict, match="last administrator"):
+        world.setup(Change("role_assignment", "delete", "boss:administrator"))
+    with pytest.raises(Conflict, match="last administrator"):
+        _apply(world, "pm", Change("user", "delete", "boss"))
+    world.add_user("boss2", Role.ADMINISTRATOR)
+    assert _apply(world, "pm", Change("user", "delete", "boss")).status == "applied"

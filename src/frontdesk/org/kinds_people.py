@@ -298,6 +298,12 @@ class UserKind(ResourceKind):
         if row.id == ctx.actor.user_id:
             raise Conflict(f"you cannot delete your own user {row.username!r}",
                            fix="ask another administrator or Phone Manager to do it")
+        admins = set(ctx.session.scalars(select(RoleAssignment.user_id).where(
+            RoleAssignment.tenant_id == row.tenant_id, RoleAssignment.role == "administrator",
+            RoleAssignment.site_id.is_(None))))
+        if admins == {row.id}:
+            raise Conflict(f"{row.username!r} is the tenant's last administrator",
+                           fix="assign another administrator first")
         ctx.session.delete(row)
         return None
 
