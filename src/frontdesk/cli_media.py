@@ -421,4 +421,4 @@ def greeting_approve(data_dir: Path, db_url: str | None, greeting_id: int, rejec
         click.echo(f"greeting {row.id}: {row.status}")
 
 
-from frontdesk import cli_media_messages  # noqa: E402, F401  (messages, checks, compliance)
+from frontdesk import cli_media_menus, cli_media_messages  # noqa: E402, F401  (they register)

@@ -190,7 +190,9 @@ class SoftPhone:
         await self.stream.start()
         return self.stream
 
-    def in_dialog(self, method: str, body: bytes = b"", ctype: str | None = None) -> None:
+    def in_dialog(
+        self, method: str, body: bytes = b"", ctype: str | None = None, extra: str = ""
+    ) -> None:
         assert self.invite is not None and self.answer is not None
         self.cseq += 1
         n = next(_seq)
@@ -203,6 +205,7 @@ class SoftPhone:
         )
         if ctype:
             raw += f"Content-Type: {ctype}\r\n"
+        raw += extra
         self.rig.send((raw + f"Content-Length: {len(body)}\r\n\r\n").encode() + body, self.peer)
 
     def hangup(self) -> None:

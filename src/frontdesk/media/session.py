@@ -61,6 +61,11 @@ class MediaSession:
 
     # --- ending ---------------------------------------------------------------------------
     @property
+    def ended_future(self) -> asyncio.Future[Ending]:
+        """Done when the call is over (for scripts waiting on something else too)."""
+        return self._ended
+
+    @property
     def ended(self) -> Ending | None:
         return self._ended.result() if self._ended.done() else None
 

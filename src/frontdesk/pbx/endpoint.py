@@ -26,9 +26,8 @@ import contextlib
 import logging
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from frontdesk.media.clock import MediaClock
 from frontdesk.media.negotiate import (
@@ -42,6 +41,13 @@ from frontdesk.media.rtp import MediaPortsExhausted, PortRange, RtpStream, Strea
 from frontdesk.media.session import CallEnded, MediaSession
 from frontdesk.pbx.calls import ALLOW
 from frontdesk.pbx.directory import TenantInfo
+from frontdesk.pbx.media_call import (
+    CallScript,
+    MediaCall,
+    MediaService,
+    cdr_record,
+    failed_cdr_record,
+)
 from frontdesk.sip.dialog import Dialog
 from frontdesk.sip.message import Request, make_response
 from frontdesk.sip.transaction import (
@@ -62,49 +68,6 @@ if TYPE_CHECKING:
     from frontdesk.pbx.mwi import MwiNotifier
 
 log = logging.getLogger("frontdesk.endpoint")
-
-CallScript = Callable[["MediaCall"], Awaitable[None]]
-
-
-class MediaService(Protocol):
-    """Something that answers calls: says which script runs for a dialled number."""
-
-    def script_for(self, tenant: TenantInfo, dialled: str, caller: str) -> CallScript | None:
-        """The script for a call to ``dialled`` (None: not a number of this service)."""
-
-    def script_for_unanswered(self, tenant: TenantInfo, callee: str) -> CallScript | None:
-        """The script for a caller whose callee did not answer or is not registered."""
-
-
-@dataclass(eq=False)
-class MediaCall:
-    """One call the endpoint answered; what a script sees (``session``, who, what)."""
-
-    id: str
-    tenant: TenantInfo
-    caller: str
-    caller_name: str
-    dialled: str
-    invite: Request
-    stx: ServerTransaction
-    dialog: Dialog
-    script: CallScript
-    started: float
-    answered_at: float
-    sockets: Any
-    params: StreamParams | None = None  # None until the ACK brings the answer (delayed offer)
-    session: MediaSession | None = None
-    task: asyncio.Task[None] | None = None
-    stream: RtpStream | None = None
-    acked: bool = False
-    ending: str | None = None  # why it ended before the script could be told
-    peer_ended: bool = False  # the caller ended it (BYE, no ACK): no BYE from us
-    sdp_version: int = 1
-    sdp_session: str = field(default_factory=lambda: str(secrets.randbelow(10**9)))
-
-    @property
-    def label(self) -> str:
-        return f"{self.id[:8]} ({self.caller} -> {self.dialled})"
 
 
 class MediaEndpoint:
@@ -133,6 +96,7 @@ class MediaEndpoint:
         self.by_dialog: dict[tuple[str, str], MediaCall] = {}
         self.by_invite: dict[str, MediaCall] = {}
         self._byes: set[str] = set()
+        self._refers: dict[str, MediaCall] = {}
         self.answered = 0
 
     def attach(self) -> MediaEndpoint:
@@ -417,6 +381,29 @@ class MediaEndpoint:
             call.session.end(reason, by_remote=True)
         self.by_dialog.pop((call.dialog.call_id, call.dialog.local_tag), None)
 
+    async def transfer(self, call: MediaCall, target: str, timeout: float = 20.0) -> int:
+        """Blind-transfer the caller to ``target`` (RFC 3515 REFER): their phone calls it
+        through the engine like any call. Returns the final status the transfer reached (the
+        REFER's error, or the new call's status from the NOTIFYs), 0 when the caller left
+        our call first (usually: the new call was answered), 408 without an outcome."""
+        domain = call.tenant.sip_domain
+        req = call.dialog.request("REFER", new_branch())
+        req.headers.add("Refer-To", f"<sip:{target}@{domain}>")
+        req.headers.add("Referred-By", f"<sip:{call.dialled}@{domain}>")
+        outcome: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        call.refer_outcome = outcome
+        ctx = self.tx.send_request(req, call.dialog.peer, self.now())
+        self._refers[ctx.id] = call
+        self.wakeup()
+        log.info("call %s: transferring the caller to %s", call.label, target)
+        waiting: set[asyncio.Future[Any]] = {outcome}
+        if call.session is not None:
+            waiting.add(call.session.ended_future)
+        await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if outcome.done():
+            return outcome.result()
+        return 0 if call.session is not None and call.session.ended is not None else 408
+
     # --- in-dialog ---------------------------------------------------------------------------
     def _in_dialog(self, call: MediaCall, stx: ServerTransaction, req: Request, now: float) -> None:
         if not call.dialog.accepts(req):
@@ -433,6 +420,8 @@ class MediaEndpoint:
             self._info(call, stx, req, now)
         elif method in ("OPTIONS", "UPDATE", "NOTIFY"):
             self.tx.send_response(stx, make_response(req, 200), now)
+            if method == "NOTIFY":
+                _refer_progress(call, req)
         else:
             resp = make_response(req, 405)
             resp.headers.add("Allow", ALLOW)
@@ -488,6 +477,14 @@ class MediaEndpoint:
                 call.ending = "bad-answer"
 
     def _on_response(self, ctx: ClientTransaction, status: int, now: float) -> bool:
+        refer = self._refers.get(ctx.id)
+        if refer is not None:
+            if status >= 200:
+                del self._refers[ctx.id]
+            outcome = refer.refer_outcome
+            if status >= 300 and outcome is not None and not outcome.done():
+                outcome.set_result(status)
+            return True
         if ctx.id in self._byes:
             if status >= 200:
                 self._byes.discard(ctx.id)
@@ -499,6 +496,11 @@ class MediaEndpoint:
     ) -> bool:
         if txn.id in self._byes:
             self._byes.discard(txn.id)
+            return True
+        refer = self._refers.pop(txn.id, None)
+        if refer is not None:
+            if refer.refer_outcome is not None and not refer.refer_outcome.done():
+                refer.refer_outcome.set_result(408)
             return True
         call = self.by_invite.get(txn.id)
         if call is not None:
@@ -518,26 +520,8 @@ class MediaEndpoint:
     def _cdr(
         self, call: MediaCall, now: float, ended: bool = False, side: str | None = None
     ) -> None:
-        wall = self.engine.calls.wall_offset
-        end = now if ended else None
         self.engine.calls.cdr_sink(
-            {
-                "id": call.id,
-                "tenant_id": call.tenant.id,
-                "call_id": call.invite.call_id,
-                "caller": call.caller,
-                "caller_name": call.caller_name or None,
-                "callee": call.dialled,
-                "callee_answered_by": "frontdesk",
-                "started_at": call.started + wall,
-                "answered_at": call.answered_at + wall,
-                "ended_at": end + wall if end is not None else None,
-                "disposition": "answered" if ended else None,
-                "hangup_side": side,
-                "duration": (end - call.started) if end is not None else 0.0,
-                "billsec": (end - call.answered_at) if end is not None else 0.0,
-                "sip_code": None,
-            }
+            cdr_record(call, self.engine.calls.wall_offset, now, ended, side)
         )
 
     def _cdr_failed(
@@ -553,23 +537,9 @@ class MediaEndpoint:
     ) -> None:
         wall = now + self.engine.calls.wall_offset
         self.engine.calls.cdr_sink(
-            {
-                "id": call_id,
-                "tenant_id": tenant.id,
-                "call_id": invite.call_id,
-                "caller": caller,
-                "caller_name": caller_name or None,
-                "callee": dialled,
-                "callee_answered_by": None,
-                "started_at": wall,
-                "answered_at": None,
-                "ended_at": wall,
-                "disposition": "failed",
-                "hangup_side": "system",
-                "duration": 0.0,
-                "billsec": 0.0,
-                "sip_code": status,
-            }
+            failed_cdr_record(
+                call_id, tenant.id, invite.call_id, caller, caller_name, dialled, status, wall
+            )
         )
 
     async def close(self) -> None:
@@ -587,5 +557,19 @@ class MediaEndpoint:
         self.wakeup()
 
 
+def _refer_progress(call: MediaCall, notify: Request) -> None:
+    """A NOTIFY of our REFER carries the new call's status as message/sipfrag."""
+    event = (notify.headers.get("Event") or "").split(";")[0].strip().lower()
+    outcome = call.refer_outcome
+    if event != "refer" or outcome is None or outcome.done():
+        return
+    first = notify.body.split(b"\r\n", 1)[0].split(b"\n", 1)[0].split()
+    if len(first) >= 2 and first[1].isdigit() and int(first[1]) >= 200:
+        outcome.set_result(int(first[1]))
+
+
 def _quoted(text: str) -> str:
     return text.replace("\\", "").replace('"', "'")[:200]
+
+
+__all__ = ["CallScript", "MediaCall", "MediaEndpoint", "MediaService"]

@@ -21,6 +21,7 @@ from frontdesk.media.clock import MediaClock
 from frontdesk.media.rtp import PortRange
 from frontdesk.pbx.echo import EchoService
 from frontdesk.pbx.endpoint import MediaEndpoint
+from frontdesk.pbx.ivr import start_menus
 from frontdesk.pbx.voicemail import start_voicemail
 
 log = logging.getLogger("frontdesk.media")
@@ -108,4 +109,4 @@ async def start_media(server: Any) -> MediaRuntime:
 
 def _service_starters() -> list[Any]:
     """Services that answer calls (voicemail, menus), each started with (server, endpoint)."""
-    return [start_voicemail]
+    return [start_voicemail, start_menus]
