@@ -12,7 +12,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from frontdesk.sip.errors import SipParseError
-from frontdesk.sip.uri import format_params, is_token, parse_params
+from frontdesk.sip.uri import (
+    HOST_RE,
+    PLAIN_PARAMS_RE,
+    PORT_RE,
+    TOKEN_RE,
+    format_params,
+    is_token,
+    parse_params,
+    plain_params,
+)
 
 COMPACT_FORMS: dict[str, str] = {
     "i": "Call-ID",
@@ -229,9 +238,9 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The first value of ``name`` (as one header line), or None."""
-        key = _name_and_key(name)[1]
+        found = _NAME_CACHE.get(name) or _name_and_key(name)
         try:
-            return self._items[self._keys.index(key)][1]
+            return self._items[self._keys.index(found[1])][1]
         except ValueError:
             return None
 
@@ -244,16 +253,28 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every header line of ``name``, in order (not split at commas)."""
-        key = _name_and_key(name)[1]
-        if self._keys.count(key) == 1:
-            return [self._items[self._keys.index(key)][1]]
-        return [item[1] for k, item in zip(self._keys, self._items, strict=True) if k == key]
+        return self._all((_NAME_CACHE.get(name) or _name_and_key(name))[1])
+
+    def _all(self, key: str) -> list[str]:
+        """`get_all` for a lower-case canonical key."""
+        keys = self._keys
+        n = keys.count(key)
+        if n == 1:
+            return [self._items[keys.index(key)][1]]
+        if n == 0:
+            return []
+        return [item[1] for k, item in zip(keys, self._items, strict=True) if k == key]
 
     def values(self, name: str) -> list[str]:
         """Every value of a list header, split at commas, in order."""
         out: list[str] = []
-        for line in self.get_all(name):
-            out.extend(p for p in split_list(line) if p)
+        for line in self._all((_NAME_CACHE.get(name) or _name_and_key(name))[1]):
+            if "," not in line:
+                value = line.strip()
+                if value:
+                    out.append(value)
+            else:
+                out.extend(p for p in split_list(line) if p)
         return out
 
     def count(self, name: str) -> int:
@@ -261,7 +282,7 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         """Append a header line."""
-        cname, key = _name_and_key(name)
+        cname, key = _NAME_CACHE.get(name) or _name_and_key(name)
         self._items.append((cname, value))
         self._keys.append(key)
 
@@ -277,11 +298,14 @@ class Headers:
 
     def set(self, name: str, value: str) -> None:
         """Replace every line of ``name`` with one line, keeping the first one's position."""
-        cname, key = _name_and_key(name)
+        cname, key = _NAME_CACHE.get(name) or _name_and_key(name)
         try:
             i = self._keys.index(key)
         except ValueError:
             self.add(cname, value)
+            return
+        if self._keys.count(key) == 1:  # the common case: replace the one line in place
+            self._items[i] = (cname, value)
             return
         self.remove(cname)
         self._items.insert(i, (cname, value))
@@ -295,11 +319,12 @@ class Headers:
             self._items = [it for _, it in kept]
 
     def _first_problem(self, required: tuple[str, ...], single: frozenset[str]) -> str | None:
-        """The first required header that is missing or single-valued header that repeats."""
+        """The first required header (lower-case keys) that is missing or single-valued
+        header that repeats."""
         keys = self._keys
-        for name in required:
-            if name.lower() not in keys:
-                return f"missing required header {name}"
+        for key in required:
+            if key not in keys:
+                return f"missing required header {canonical_name(key)}"
         if len(set(keys)) != len(keys):
             for key in single:
                 if keys.count(key) > 1:
@@ -329,7 +354,12 @@ _VIA_RE = re.compile(
     r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?:[ \t]*:[ \t]*([0-9]{1,10}))?[ \t]*(?:;(.*))?\Z",
     re.S | re.I,
 )
-_CSEQ_RE = re.compile(r"[ \t]*([0-9]{1,10})[ \t]+([^ \t]+)[ \t]*\Z")
+# the plain form phones send, ``SIP/2.0/UDP host:port;branch=z9hG4bK...;rport``: whatever it
+# matches `Via.parse` accepts, with the same result (fuzzed in tests/sip/test_parser_lazy*.py)
+_PLAIN_VIA_RE = re.compile(
+    rf"SIP/2\.0/({TOKEN_RE}++) ({HOST_RE})(?::({PORT_RE}))?({PLAIN_PARAMS_RE})"
+)
+_CSEQ_RE = re.compile(rf"[ \t]*([0-9]{{1,10}})[ \t]+({TOKEN_RE}+)[ \t]*\Z")
 
 MAGIC_COOKIE = "z9hG4bK"
 
@@ -347,6 +377,20 @@ class Via:
     @classmethod
     def parse(cls, text: str) -> Via:
         """Parse one Via value (LWS allowed around '/', ':', ';' and '=', RFC 4475 wsinv)."""
+        plain = _PLAIN_VIA_RE.fullmatch(text)
+        if plain is not None:
+            transport, host, port, ptext = plain.groups()
+            return cls(
+                transport.upper(),
+                host,
+                int(port) if port else None,
+                plain_params(ptext) if ptext else {},
+                "2.0",
+            )
+        return cls._parse_general(text)
+
+    @classmethod
+    def _parse_general(cls, text: str) -> Via:
         m = _VIA_RE.match(text)
         if not m:
             raise SipParseError(f"bad Via {text!r}: expected 'SIP/2.0/transport host[:port]'")
@@ -387,7 +431,7 @@ class CSeq:
     @classmethod
     def parse(cls, text: str) -> CSeq:
         m = _CSEQ_RE.match(text)
-        if not m or not is_token(m.group(2)):
+        if m is None:
             raise SipParseError(f"bad CSeq {text!r}: expected 'number METHOD'")
         number = int(m.group(1))
         if number >= 2**31:
@@ -396,3 +440,15 @@ class CSeq:
 
     def __str__(self) -> str:
         return f"{self.number} {self.method}"
+
+
+def check_via_line(line: str) -> None:
+    """Raise `SipParseError` (the one `Via.parse` raises) unless every Via value on one
+    header line parses. Values in the plain form are only matched, never built."""
+    if "," not in line:
+        if _PLAIN_VIA_RE.fullmatch(line) is None:
+            Via.parse(line.strip())
+        return
+    for value in split_list(line):
+        if _PLAIN_VIA_RE.fullmatch(value) is None:
+            Via.parse(value)

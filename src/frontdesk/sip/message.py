@@ -7,7 +7,10 @@ caller can answer it. ``bytes(msg)`` serializes with a correct Content-Length.
 
 Header values are kept as received (after unfolding); structured values (Via, From/To, CSeq)
 are parsed when asked for and remembered against the exact header string they came from, so
-reading ``top_via`` or ``cseq`` again is cheap and a changed header is parsed afresh. Mutable
+reading ``top_via`` or ``cseq`` again is cheap and a changed header is parsed afresh. The
+parser still refuses every message whose Via, From, To, CSeq or Request-URI would not parse,
+but it only matches values in the plain form phones send against anchored patterns (see
+`frontdesk.sip.uri`) and parses the others in full, with the same errors. Mutable
 results (Via, NameAddr) are copies: changing one never changes the message. Text is decoded as
 UTF-8 with surrogateescape so that any octet round-trips. This module never does I/O and never
 looks at a clock.
@@ -19,8 +22,23 @@ import re
 
 from frontdesk.sip.errors import LocalProtocolError, SipParseError
 from frontdesk.sip.headers import MULTI_VALUED as MULTI_VALUED  # re-exported, as before
-from frontdesk.sip.headers import SINGLE_VALUED, CSeq, Headers, Via, canonical_name, split_list
-from frontdesk.sip.uri import NameAddr, SipURI, is_digits, is_token
+from frontdesk.sip.headers import (
+    SINGLE_VALUED,
+    CSeq,
+    Headers,
+    Via,
+    canonical_name,
+    check_via_line,
+    split_list,
+)
+from frontdesk.sip.uri import (
+    NameAddr,
+    SipURI,
+    is_digits,
+    is_plain_address,
+    is_plain_sip_uri,
+    is_token,
+)
 
 MAX_MESSAGE_SIZE = 65535
 SIP_VERSION = "SIP/2.0"
@@ -79,7 +97,8 @@ _HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
 _ANY_LINE_END_RE = re.compile(r"\r\n|\r|\n")
 _VERSION_RE = re.compile(r"SIP/[0-9]{1,3}\.[0-9]{1,3}\Z", re.I)
 _URI_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:")
-_REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
+_REQUIRED = ("via", "from", "to", "call-id", "cseq")
+_ECHOED = frozenset(("via", "from", "call-id", "cseq"))  # copied into responses as they are
 
 
 class Message:
@@ -164,6 +183,16 @@ class Message:
         return self._parsed_to().copy()
 
     @property
+    def from_tag(self) -> str | None:
+        """``from_.tag`` without copying the address (the engine reads it on every message)."""
+        return self._parsed_from().tag
+
+    @property
+    def to_tag(self) -> str | None:
+        """``to.tag`` without copying the address: None outside a dialog."""
+        return self._parsed_to().tag
+
+    @property
     def contacts(self) -> list[NameAddr]:
         """Contact values; a ``*`` contact is returned as an empty list by `is_star_contact`."""
         return [NameAddr.parse(v) for v in self.headers.values("Contact") if v != "*"]
@@ -181,14 +210,16 @@ class Message:
         raise NotImplementedError
 
     def __bytes__(self) -> bytes:
-        lines = [self.start_line()]
-        for name, value in self.headers:
-            if name != "Content-Length":
-                lines.append(f"{name}: {value}" if value else f"{name}:")
-        lines.append(f"Content-Length: {len(self.body)}")
-        lines.append("\r\n")
+        lines = [
+            f"{name}: {value}" if value else f"{name}:"
+            for name, value in self.headers._items
+            if name != "Content-Length"
+        ]
+        lines.insert(0, self.start_line())
+        lines.append(f"Content-Length: {len(self.body)}\r\n\r\n")
         text = "\r\n".join(lines)
-        if text.count("\n") != len(lines) or text.count("\r") != len(lines):
+        breaks = len(lines) + 1  # one after each line, and the empty line
+        if text.count("\n") != breaks or text.count("\r") != breaks:
             raise LocalProtocolError("a start line or header holds CR or LF: refusing to send")
         return text.encode(_ENC, _ERRS) + self.body
 
@@ -262,18 +293,25 @@ def make_response(
     body: bytes = b"",
 ) -> Response:
     """A response to ``request`` per RFC 3261 §8.2.6: Via, From, To (+tag), Call-ID, CSeq."""
-    headers = Headers()
-    for name, value in request.headers:
-        if name in ("Via", "From", "Call-ID", "CSeq"):
-            headers.add(name, value)
-        elif name == "To":
-            if to_tag and status > 100 and ";tag=" not in value.replace(" ", "").lower():
-                value = f"{value};tag={to_tag}"
-            headers.add(name, value)
-        elif name == "Record-Route" and 100 < status < 300:
-            headers.add(name, value)
+    items: list[tuple[str, str]] = []
+    keys: list[str] = []
+    copy_route = 100 < status < 300
+    add_tag = bool(to_tag) and status > 100
+    for key, item in zip(request.headers._keys, request.headers._items, strict=True):
+        if key in _ECHOED or (copy_route and key == "record-route"):
+            items.append(item)
+            keys.append(key)
+        elif key == "to":
+            value = item[1]
+            if add_tag and ";tag=" not in value.replace(" ", "").lower():
+                item = (item[0], f"{value};tag={to_tag}")
+            items.append(item)
+            keys.append(key)
     return Response(
-        status, reason if reason is not None else REASONS.get(status, ""), headers, body
+        status,
+        reason if reason is not None else REASONS.get(status, ""),
+        Headers._trusted(items, keys),
+        body,
     )
 
 
@@ -413,7 +451,7 @@ def _parse_status_line(line: str, headers: Headers) -> Response:
 
 
 def _take_body(headers: Headers, body: bytes, stream: bool) -> bytes:
-    values = headers.get_all("Content-Length")
+    values = headers._all("content-length")
     if not values:
         return b"" if stream else body
     if len(values) > 1:
@@ -428,12 +466,19 @@ def _take_body(headers: Headers, body: bytes, stream: bool) -> bytes:
 
 
 def _check_common(msg: Message) -> None:
-    problem = msg.headers._first_problem(_REQUIRED, SINGLE_VALUED)
+    """Every Via, From, To and CSeq must parse. Values in the plain form are only matched
+    (parsed when a property asks for them); any other value is parsed in full here, so a
+    message is accepted or refused, with the same reason, exactly as by parsing them all."""
+    headers = msg.headers
+    problem = headers._first_problem(_REQUIRED, SINGLE_VALUED)
     if problem is not None:
         raise SipParseError(problem)
-    msg._parsed_vias()  # every Via must parse
-    msg._parsed_from()
-    msg._parsed_to()
+    for line in headers._all("via"):
+        check_via_line(line)
+    if not is_plain_address(headers._first("from") or ""):
+        msg._parsed_from()
+    if not is_plain_address(headers._first("to") or ""):
+        msg._parsed_to()
     msg.cseq  # noqa: B018
 
 
@@ -448,6 +493,8 @@ def _check_request(request: Request) -> None:
     if expires is not None and (not is_digits(expires, 10) or int(expires) > 2**32 - 1):
         raise SipParseError(f"bad Expires {expires[:20]!r}")
     uri = request.uri
+    if is_plain_sip_uri(uri):  # parses, and has no headers
+        return
     if not _URI_SCHEME_RE.match(uri):
         raise SipParseError(f"bad Request-URI {uri[:60]!r}")
     if request._parsed_ruri().headers is not None and uri[:4].lower() in ("sip:", "sips"):

@@ -28,6 +28,30 @@ _COMMON_SIP_URI_RE = re.compile(
 _NOT_IN_URI = frozenset(' <>"\x7f').union(chr(c) for c in range(32))
 _PARAM_VALUE_CHARS = _TOKEN_CHARS.union("[]:")
 
+# --- plain forms ---------------------------------------------------------------------------
+# Anchored patterns for the forms phones actually send. Each accepts only text the general
+# parser below also accepts, and the values built from a match equal what it would build
+# (tests/sip/test_parser_lazy*.py fuzz both claims); anything else goes the general way, so
+# errors and their messages stay the general parser's. No LWS, no quotes, no escapes.
+TOKEN_RE = r"[A-Za-z0-9.!%*_+`'~-]"  # one token character (RFC 3261 §25.1)
+PARAM_VALUE_RE = r"[A-Za-z0-9.!%*_+`'~:\[\]-]"  # token, IPv6 reference or host:port
+PLAIN_PARAMS_RE = rf"(?:;{TOKEN_RE}++(?:={PARAM_VALUE_RE}++)?+)*+"  # ;a=b;flag (maybe empty)
+HOST_RE = r"\[[0-9A-Fa-f:.]++\]|[A-Za-z0-9\-.]++"
+PORT_RE = r"[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]"
+_USER = r"[A-Za-z0-9\-_.!~*'()&=+$,%]++"  # unreserved / escaped / user-unreserved, no ';?/'
+_PLAIN_PARAMS = re.compile(rf";?{TOKEN_RE}++(?:={PARAM_VALUE_RE}++)?+{PLAIN_PARAMS_RE}")
+_PLAIN_URI = rf"(sips?):(?:({_USER})@)?({HOST_RE})(?::({PORT_RE}))?"
+_PLAIN_SIP_URI = re.compile(rf"{_PLAIN_URI}({PLAIN_PARAMS_RE})")
+# name-addr: [token words | "quoted"] <plain sip URI> ;params
+_PLAIN_NAME_ADDR = re.compile(
+    rf'(?:("(?:[^"\\]|\\.)*+")[ \t]*+|({TOKEN_RE}++(?:[ \t]++{TOKEN_RE}++)*+)[ \t]*+)?'
+    rf"<{_PLAIN_URI}({PLAIN_PARAMS_RE})>({PLAIN_PARAMS_RE})"
+)
+# addr-spec: a plain sip URI without URI parameters (the ;params are the header's) and ','
+_PLAIN_ADDR_SPEC = re.compile(
+    rf"(sips?):(?:({_USER.replace(',', '')})@)?({HOST_RE})(?::({PORT_RE}))?({PLAIN_PARAMS_RE})"
+)
+
 
 def is_token(text: str) -> bool:
     """True if ``text`` is a non-empty RFC 3261 token."""
@@ -45,6 +69,12 @@ def parse_params(text: str, what: str) -> dict[str, str | None]:
     Values may be quoted strings (kept with their quotes). An empty parameter (``;;``) is a
     protocol error naming ``what``.
     """
+    if _PLAIN_PARAMS.fullmatch(text) is not None:
+        return plain_params(text)
+    return _parse_params_general(text, what)
+
+
+def _parse_params_general(text: str, what: str) -> dict[str, str | None]:
     params: dict[str, str | None] = {}
     text = text.strip(_WS)
     if not text:
@@ -65,6 +95,27 @@ def parse_params(text: str, what: str) -> dict[str, str | None]:
         else:
             params[name] = None
     return params
+
+
+def plain_params(text: str) -> dict[str, str | None]:
+    """`parse_params` for text that `PLAIN_PARAMS_RE` matched (no LWS, quotes or ';;')."""
+    params: dict[str, str | None] = {}
+    for raw in (text[1:] if text[0] == ";" else text).split(";"):
+        name, eq, value = raw.partition("=")
+        params[name] = value if eq else None
+    return params
+
+
+def is_plain_sip_uri(text: str) -> bool:
+    """True if ``text`` is a sip:/sips: URI in the plain form (so it parses, has no headers)."""
+    return _PLAIN_SIP_URI.fullmatch(text) is not None
+
+
+def is_plain_address(text: str) -> bool:
+    """True if ``text`` is a From/To/Contact value in the plain form (so `NameAddr.parse`
+    accepts it). False says nothing: the general parser decides."""
+    pattern = _PLAIN_NAME_ADDR if "<" in text else _PLAIN_ADDR_SPEC
+    return pattern.fullmatch(text) is not None
 
 
 def format_params(params: dict[str, str | None]) -> str:
@@ -122,6 +173,18 @@ class SipURI:
     @classmethod
     def parse(cls, text: str) -> SipURI:
         """Parse a URI; raise SipParseError naming the problem."""
+        plain = _PLAIN_SIP_URI.fullmatch(text)
+        if plain is not None:
+            scheme, user, host, port, ptext = plain.groups()
+            return cls(
+                scheme,
+                host,
+                user,
+                None,
+                int(port) if port else None,
+                plain_params(ptext) if ptext else {},
+                None,
+            )
         m = _COMMON_SIP_URI_RE.match(text)
         if m is None or not _NOT_IN_URI.isdisjoint(text):
             return cls._parse_general(text)
@@ -237,6 +300,30 @@ class NameAddr:
     @classmethod
     def parse(cls, text: str) -> NameAddr:
         """Parse a name-addr or addr-spec followed by header parameters."""
+        if "<" in text:
+            m = _PLAIN_NAME_ADDR.fullmatch(text)
+            if m is not None:
+                quoted, words, scheme, user, host, port, uparams, hparams = m.groups()
+                uri = SipURI(
+                    scheme,
+                    host,
+                    user,
+                    None,
+                    int(port) if port else None,
+                    plain_params(uparams) if uparams else {},
+                    None,
+                )
+                return cls(uri, quoted or words, plain_params(hparams) if hparams else {}, True)
+        else:
+            m = _PLAIN_ADDR_SPEC.fullmatch(text)
+            if m is not None:
+                scheme, user, host, port, hparams = m.groups()
+                uri = SipURI(scheme, host, user, None, int(port) if port else None, {}, None)
+                return cls(uri, None, plain_params(hparams) if hparams else {}, False)
+        return cls._parse_general(text)
+
+    @classmethod
+    def _parse_general(cls, text: str) -> NameAddr:
         s = text.strip(_WS)
         display: str | None = None
         if s.startswith('"'):
