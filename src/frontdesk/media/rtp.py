@@ -3,7 +3,8 @@ digits in, with bad input counted and logged instead of trusted.
 
 Built from aiortp's parts — `RtpTransport` (the datagram protocol, STUN answers, RTCP
 demultiplexing), `RtpSender` (sequence numbers, timestamps, SSRC), `RtpPacket.parse` and
-its G.711 µ-law/A-law codecs — but not on its `RTPSession`, for three measured reasons:
+its µ-law codec (its A-law flips every sample's sign, so `media.g711` has our own) — but
+not on its `RTPSession`, for three measured reasons:
 RTPSession runs one clock task per session (the benchmark needs one clock for hundreds of
 sessions, `media.clock`), its DtmfSender writes a whole digit as a burst (RFC 4733 packets
 must be paced 20 ms apart, `media.dtmf`), and it feeds packets of any payload type into
@@ -27,17 +28,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiortp import RtpPacket, RtpTransport
-from aiortp.codecs import Codec, PcmaCodec, PcmuCodec
+from aiortp.codecs import Codec, PcmuCodec
 from aiortp.sender import RtpSender
 
 from frontdesk.media.clock import MediaClock
 from frontdesk.media.dtmf import DtmfReceiver, DtmfSender
+from frontdesk.media.g711 import ALawCodec
 
 log = logging.getLogger("frontdesk.media.rtp")
 
 SAMPLES_PER_FRAME = 160
 FRAME_BYTES = SAMPLES_PER_FRAME * 2  # 16-bit PCM
-CODECS: dict[str, Codec] = {"PCMU": PcmuCodec(), "PCMA": PcmaCodec()}
+CODECS: dict[str, Codec] = {"PCMU": PcmuCodec(), "PCMA": ALawCodec()}  # see media.g711
 SILENCE = {"PCMU": b"\xff" * SAMPLES_PER_FRAME, "PCMA": b"\xd5" * SAMPLES_PER_FRAME}
 COMFORT_NOISE_PT = 13
 LOG_EVERY = 500  # after the first bad packet of a kind, log one line per this many more

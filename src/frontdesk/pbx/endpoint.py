@@ -386,10 +386,13 @@ class MediaEndpoint:
         through the engine like any call. Returns the final status the transfer reached (the
         REFER's error, or the new call's status from the NOTIFYs), 0 when the caller left
         our call first (usually: the new call was answered), 408 without an outcome."""
-        domain = call.tenant.sip_domain
+        # the host (and port) the caller reached us at, so its phone can reach it again
+        ruri = call.invite.ruri
+        host = f"[{ruri.host}]" if ":" in ruri.host else ruri.host
+        hostport = f"{host}:{ruri.port}" if ruri.port else host
         req = call.dialog.request("REFER", new_branch())
-        req.headers.add("Refer-To", f"<sip:{target}@{domain}>")
-        req.headers.add("Referred-By", f"<sip:{call.dialled}@{domain}>")
+        req.headers.add("Refer-To", f"<sip:{target}@{hostport}>")
+        req.headers.add("Referred-By", f"<sip:{call.dialled}@{hostport}>")
         outcome: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         call.refer_outcome = outcome
         ctx = self.tx.send_request(req, call.dialog.peer, self.now())

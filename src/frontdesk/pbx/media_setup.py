@@ -27,6 +27,7 @@ from frontdesk.pbx.voicemail import start_voicemail
 log = logging.getLogger("frontdesk.media")
 
 RTP_PORTS_ENV = "FRONTDESK_RTP_PORTS"
+MEDIA_TIMEOUT_ENV = "FRONTDESK_MEDIA_TIMEOUT"  # seconds without RTP before hanging up
 DEFAULT_RTP_PORTS = (30000, 31999)
 
 
@@ -49,6 +50,19 @@ def rtp_ports(value: str | None) -> tuple[int, int]:
             f"{RTP_PORTS_ENV}={value!r}: need 1024 <= LOW < HIGH <= 65535, e.g. 30000-31999"
         )
     return pair
+
+
+def media_timeout(value: str | None) -> float:
+    """Seconds without RTP from a caller before the call is ended (default 20)."""
+    if not value:
+        return 20.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 2.0 <= seconds <= 3600.0:
+        raise MediaConfigError(f"{MEDIA_TIMEOUT_ENV}={value!r} must be 2 to 3600 seconds")
+    return seconds
 
 
 def media_address(bind_host: str, advertised: str | None) -> str:
@@ -93,7 +107,11 @@ async def start_media(server: Any) -> MediaRuntime:
     bind_host = cfg.sip_host or "0.0.0.0"
     host = media_address(bind_host, cfg.advertised_host)
     endpoint = MediaEndpoint(
-        engine, media_host=host, ports=PortRange(bind_host, low, high), clock=MediaClock()
+        engine,
+        media_host=host,
+        ports=PortRange(bind_host, low, high),
+        clock=MediaClock(),
+        no_media_seconds=media_timeout(os.environ.get(MEDIA_TIMEOUT_ENV)),
     )
     endpoint.wakeup = server._flush
     endpoint.attach()

@@ -215,7 +215,14 @@ async def _persist(
     """Durable audio (fsync + rename), its sidecar, then the row — in that order."""
     path = await asyncio.to_thread(recorder.finish)
     meta["duration"] = recorder.seconds
-    await asyncio.to_thread(store.write_sidecar, path, meta)
+    try:
+        await asyncio.to_thread(store.write_sidecar, path, meta)
+    except OSError as exc:  # the sidecar from the start of the recording stays valid
+        log.warning(
+            "voicemail: could not update %s (%s); the message is kept",
+            path.with_suffix(".json").name,
+            exc.strerror or exc,
+        )
 
     def add(s: Session) -> None:
         box = s.get(Mailbox, view.id)
