@@ -209,7 +209,7 @@ class Headers:
         self._items: list[tuple[str, str]] = []
         self._keys: list[str] = []
         for name, value in items or ():
-            cname, key = _name_and_key(name)
+            cname, key = _NAME_CACHE.get(name) or _name_and_key(name)
             self._items.append((cname, value))
             self._keys.append(key)
 
