@@ -27,6 +27,7 @@ from frontdesk.sip.uri import (
     NameAddr,
     SipURI,
     _parse_params_general,
+    address_tag,
     is_plain_address,
     is_plain_sip_uri,
     is_token,
@@ -148,13 +149,38 @@ ADDRESS = {
 }
 
 
+@st.composite
+def plain_addresses(draw: st.DrawFn) -> str:
+    """Valid addresses with many header parameters (tags in every case, repeated, bare)."""
+    names = st.sampled_from(["tag", "TAG", "Tag", "lr", "expires", "x"])
+    values = st.sampled_from(["", "=a", "=b", "=1-2", "=[::1]"])
+    params = "".join(f";{n}{v}" for n, v in draw(st.lists(st.tuples(names, values), max_size=5)))
+    uri = draw(st.sampled_from(["sip:a@b", "sips:u%41@127.0.0.1:5060", "sip:[::1]"]))
+    if draw(st.booleans()):
+        return f"{uri}{params}"
+    display = draw(st.sampled_from(["", "Bob ", '"A \\"b" ']))
+    return f"{display}<{uri}{draw(st.sampled_from(['', ';lr', ';tag=u']))}>{params}"
+
+
+ADDRESSES = st.one_of(either(ADDRESS), plain_addresses())
+
+
 @settings(max_examples=2000, deadline=None)
-@given(either(ADDRESS))
+@given(ADDRESSES)
 def test_address_shortcut_agrees_with_the_general_parser(text: str) -> None:
     fast = outcome(NameAddr.parse, text)
     assert fast == outcome(NameAddr._parse_general, text)
     if is_plain_address(text):
         assert fast[0] != "error"
+
+
+@settings(max_examples=1000, deadline=None)
+@given(ADDRESSES)
+def test_address_tag_agrees_with_the_general_parser(text: str) -> None:
+    def general(t: str) -> str | None:
+        return NameAddr._parse_general(t).tag
+
+    assert outcome(address_tag, text) == outcome(general, text)
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,7 @@ def test_tag_accessors_equal_the_address_views(data: bytes) -> None:
         msg = parse_message(data)
     except SipParseError:
         return
+    assert msg.from_tag == msg.from_.tag and msg.to_tag == msg.to.tag  # not parsed, then parsed
     assert msg.from_tag == msg.from_.tag and msg.to_tag == msg.to.tag
 
 

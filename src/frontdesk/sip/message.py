@@ -34,6 +34,7 @@ from frontdesk.sip.headers import (
 from frontdesk.sip.uri import (
     NameAddr,
     SipURI,
+    address_tag,
     is_digits,
     is_plain_address,
     is_plain_sip_uri,
@@ -184,13 +185,17 @@ class Message:
 
     @property
     def from_tag(self) -> str | None:
-        """``from_.tag`` without copying the address (the engine reads it on every message)."""
-        return self._parsed_from().tag
+        """``from_.tag``, without building or copying the address when it is plain."""
+        value = _required(self.headers, "from")
+        cached = self._from
+        return cached[1].tag if cached is not None and cached[0] is value else address_tag(value)
 
     @property
     def to_tag(self) -> str | None:
-        """``to.tag`` without copying the address: None outside a dialog."""
-        return self._parsed_to().tag
+        """``to.tag`` (None outside a dialog), without building or copying the address."""
+        value = _required(self.headers, "to")
+        cached = self._to
+        return cached[1].tag if cached is not None and cached[0] is value else address_tag(value)
 
     @property
     def contacts(self) -> list[NameAddr]:

@@ -118,6 +118,27 @@ def is_plain_address(text: str) -> bool:
     return pattern.fullmatch(text) is not None
 
 
+def address_tag(text: str) -> str | None:
+    """``NameAddr.parse(text).tag`` without building the address when ``text`` is plain."""
+    bracketed = "<" in text
+    m = (_PLAIN_NAME_ADDR if bracketed else _PLAIN_ADDR_SPEC).fullmatch(text)
+    if m is None:
+        return NameAddr.parse(text).tag
+    ptext = m.group(8 if bracketed else 5)  # the header's own ;params
+    if not ptext:
+        return None
+    # `NameAddr.param`: the first spelling of "tag" (any case) wins, with its last value
+    spelling: str | None = None
+    value: str | None = None
+    for raw in ptext[1:].split(";"):
+        name, eq, found = raw.partition("=")
+        if spelling is None and name.lower() == "tag":
+            spelling = name
+        if name == spelling:
+            value = found if eq else None
+    return value
+
+
 def format_params(params: dict[str, str | None]) -> str:
     """Serialize parameters as ``;a=b;c``."""
     return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
