@@ -75,12 +75,18 @@ for rate in $AUTH_RATES; do
 	( cd "$AUTH_DIR" && timeout $((DUR * 3 + 60)) sipp "127.0.0.1:$FD_PORT" -sf "$ROOT/bench/reg_auth_bench.xml" \
 		-s bench -au bench -ap bench -i 127.0.0.1 -p 5262 -cp 8994 -mp 26300 -buff_size 1048576 \
 		-r "$rate" -m "$m" -timeout $((DUR * 3 + 40))s -timeout_error -nostdin \
-		-trace_screen -screen_file "auth_$rate.screen" >/dev/null 2>&1 )
+		-trace_screen -screen_file "auth_$rate.screen" -trace_rtt -rtt_freq 100 >/dev/null 2>&1 )
 	rc=$?
-	ok=$(awk -F'|' '/Successful call/ {v=$3} END {gsub(/ /,"",v); print v+0}' "$AUTH_DIR/auth_$rate.screen" 2>/dev/null)
-	failed=$(awk -F'|' '/Failed call/ {v=$3} END {gsub(/ /,"",v); print v+0}' "$AUTH_DIR/auth_$rate.screen" 2>/dev/null)
-	echo "   auth register @ $rate/s: rc=$rc ok=$ok failed=$failed"
-	if [ "$rc" = 0 ] && [ "${failed:-1}" = 0 ] && [ "${ok:-0}" -ge "$m" ]; then AUTH_BEST=$rate; else break; fi
+	rtt="$(ls -t "$AUTH_DIR"/*_rtt.csv 2>/dev/null | head -1)"
+	line="$(python3 "$SHARED/sipp_summary.py" "$AUTH_DIR/auth_$rate.screen" "${rtt:-/dev/null}" "$rate" auth)"
+	rm -f "$rtt"
+	ok=$(echo "$line" | cut -f4); failed=$(echo "$line" | cut -f5); achieved=$(echo "$line" | cut -f7)
+	echo "   auth register @ $rate/s: rc=$rc ok=$ok failed=$failed achieved=$achieved/s"
+	if [ "$rc" = 0 ] && [ "$failed" = 0 ] && awk -v a="$achieved" -v r="$rate" 'BEGIN{exit !(a >= 0.95*r)}'; then
+		AUTH_BEST=$rate
+	else
+		break
+	fi
 	sleep 2
 done
 
