@@ -66,8 +66,9 @@ def test_a_full_disk_keeps_what_was_written_and_says_so(
 ) -> None:
     rec = DurableRecorder(tmp_path / "m.wav", max_seconds=10)
     rec.open()
-    for i in range(13):  # > a quarter second: flushed
+    for i in range(13):
         rec.write(LOUD, 160 * i)
+    rec.flush()  # these 13 frames reached the operating system
     real_write = os.write
 
     def full(fd: int, data: bytes) -> int:
@@ -139,3 +140,13 @@ def test_read_pcm_names_the_wrong_format(tmp_path: Path) -> None:
     write_wav_atomic(tmp_path / "ok.wav", b"\x01\x00" * 8)
     assert read_pcm(tmp_path / "ok.wav") == b"\x01\x00" * 8
     _ = time
+
+
+def test_loud_finds_speech_level_samples() -> None:
+    import struct
+
+    from frontdesk.media.wav import loud
+
+    for value in (0, 300, 511, -512, 512, -513, 32767, -32768):
+        pcm = struct.pack("<160h", *([0] * 159 + [value]))
+        assert loud(pcm) == (value >= 512 or value <= -513), value

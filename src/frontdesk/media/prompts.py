@@ -235,7 +235,7 @@ class PromptLibrary:
             )
         if peak(pcm) < SILENCE_PEAK:
             raise PromptError(
-                f"{name} is silent (peak level below -35 dBFS); check the "
+                f"{name} is silent (peak level below -36 dBFS); check the "
                 "microphone and record it again"
             )
         digest = hashlib.sha256(pcm).hexdigest()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -42,6 +43,7 @@ FRAME_BYTES = SAMPLES_PER_FRAME * 2  # 16-bit PCM
 CODECS: dict[str, Codec] = {"PCMU": PcmuCodec(), "PCMA": ALawCodec()}  # see media.g711
 SILENCE = {"PCMU": b"\xff" * SAMPLES_PER_FRAME, "PCMA": b"\xd5" * SAMPLES_PER_FRAME}
 COMFORT_NOISE_PT = 13
+_HEADER = struct.Struct("!BBHII")
 LOG_EVERY = 500  # after the first bad packet of a kind, log one line per this many more
 
 
@@ -318,23 +320,28 @@ class RtpStream:
         if len(data) < 12 or data[0] >> 6 != 2:
             self._garbage(data, addr, "not RTP (wrong version or too short)")
             return
-        try:
-            packet = RtpPacket.parse(data)
-        except ValueError as exc:
-            self._garbage(data, addr, str(exc))
-            return
+        if data[0] == 0x80:  # no padding, extension or CSRCs: the usual case, read directly
+            _, marker_pt, seq, timestamp, ssrc = _HEADER.unpack_from(data)
+            pt, payload = marker_pt & 0x7F, data[12:]
+        else:
+            try:
+                packet = RtpPacket.parse(data)
+            except ValueError as exc:
+                self._garbage(data, addr, str(exc))
+                return
+            pt, seq, timestamp = packet.payload_type, packet.sequence_number, packet.timestamp
+            ssrc, payload = packet.ssrc, packet.payload
         if not self._source_ok(addr):
             return
         now = self._loop.time() if self._loop is not None else 0.0
         if stats.first_rx is None:
             stats.first_rx = now
         stats.last_rx = now
-        pt = packet.payload_type
         if pt == self.params.payload_type:
-            self._on_audio(packet)
+            self._on_audio(seq, timestamp, ssrc, payload)
         elif pt == self.params.dtmf_payload_type:
             stats.dtmf_packets += 1
-            for digit in self._dtmf_in.packet(packet.payload, packet.timestamp, now):
+            for digit in self._dtmf_in.packet(payload, timestamp, now):
                 self._digit(digit)
         elif pt != COMFORT_NOISE_PT:
             self._wrong_payload_type(pt, addr)
@@ -368,19 +375,19 @@ class RtpStream:
             )
         return False
 
-    def _on_audio(self, packet: RtpPacket) -> None:
+    def _on_audio(self, seq: int, timestamp: int, ssrc: int, payload: bytes) -> None:
         stats = self.stats
         stats.audio += 1
-        if packet.ssrc != self._ssrc:
-            self._ssrc = packet.ssrc
+        if ssrc != self._ssrc:
+            self._ssrc = ssrc
             self._last_audio_seq = None
         last = self._last_audio_seq
-        if last is not None and ((packet.sequence_number - last) & 0xFFFF) >= 0x8000:
+        if last is not None and ((seq - last) & 0xFFFF) >= 0x8000:
             stats.late += 1  # older than one already delivered: the recorder has moved on
             return
-        self._last_audio_seq = packet.sequence_number
-        if self.on_audio is not None and packet.payload:
-            self.on_audio(self._decoder.decode(packet.payload), packet.timestamp)
+        self._last_audio_seq = seq
+        if self.on_audio is not None and payload:
+            self.on_audio(self._decoder.decode(payload), timestamp)
 
     def _digit(self, digit: str) -> None:
         self.stats.digits += 1

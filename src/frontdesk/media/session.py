@@ -210,11 +210,7 @@ class MediaSession:
         stream = self.stream
         begun = self._loop.time()
         received_before = stream.stats.audio
-
-        def write(pcm: bytes, timestamp: int) -> None:
-            recorder.write(pcm, timestamp)
-
-        stream.on_audio = write
+        stream.on_audio = recorder.receive
         try:
             while True:
                 if self._ended.done():
