@@ -13,7 +13,10 @@ a faster or slower parser cannot move the driver's share. Times are CPU time of 
 ``--repeat`` rounds, with the collector set up as ``pbx/server.py`` does. Absolute numbers
 depend on the machine: compare runs of the same machine, ideally interleaved.
 
-Run: ``python bench/bench_callpath.py`` (``--profile`` adds a cProfile of the call loop).
+An authenticated registration is what ``bench/reg_auth_bench.xml`` does: REGISTER -> 401,
+REGISTER with an MD5 digest (computed by the driver with hashlib) -> 200.
+
+Run: ``python bench/bench_callpath.py`` (``--profile calls|registers|auth`` adds a cProfile).
 This file never asserts on speed.
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import hashlib
 import pstats
 import re
 import sys
@@ -30,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "pbx"))
 
-from inmemory import SDP_A, SDP_B, make_directory
+from inmemory import DOMAIN, SDP_A, SDP_B, make_directory
 
 from frontdesk.pbx.engine import SipEngine
 from frontdesk.pbx.location import LocationService
@@ -75,6 +79,44 @@ def register_bytes(user: str, port: int, i: int) -> bytes:
         f"User-Agent: sipp-bench\r\n"
         f"Content-Length: 0\r\n\r\n"
     ).encode()
+
+
+def auth_register_bytes(i: int, cseq: int, authorization: str = "") -> bytes:
+    """What ``bench/reg_auth_bench.xml`` sends: AOR "bench", a new contact per call."""
+    return (
+        f"REGISTER sip:{DOMAIN} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:5262;branch=z9hG4bK-{i}-{cseq}\r\n"
+        f"Max-Forwards: 70\r\n"
+        f"From: <sip:bench@{DOMAIN}>;tag={i}A\r\n"
+        f"To: <sip:bench@{DOMAIN}>\r\n"
+        f"Call-ID: {i}-auth@127.0.0.1\r\n"
+        f"CSeq: {cseq} REGISTER\r\n"
+        f"Contact: <sip:bench-{i}@127.0.0.1:5262>\r\n"
+        f"{authorization}"
+        f"Expires: 3600\r\n"
+        f"Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+_CHALLENGE_RE = re.compile(rb'^WWW-Authenticate: Digest (.*)$', re.M)
+_PARAM_RE = re.compile(rb'([a-z]+)=(?:"([^"]*)"|([^,\s]*))')
+
+
+def digest_authorization(challenge: bytes, i: int) -> str:
+    """SIPp's answer to our 401 (MD5, qop=auth), computed here with hashlib, not our code."""
+    m = _CHALLENGE_RE.search(challenge)
+    assert m is not None, challenge
+    params = {k.decode(): (q or t).decode() for k, q, t in _PARAM_RE.findall(m.group(1))}
+    realm, nonce, opaque = params["realm"], params["nonce"], params.get("opaque")
+    uri, cnonce, nc = f"sip:{DOMAIN}", f"{i:08x}", "00000001"
+    ha1 = hashlib.md5(f"bench:{realm}:x".encode()).hexdigest()
+    ha2 = hashlib.md5(f"REGISTER:{uri}".encode()).hexdigest()
+    response = hashlib.md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
+    extra = f',opaque="{opaque}"' if opaque is not None else ""
+    return (
+        f'Authorization: Digest username="bench",realm="{realm}",cnonce="{cnonce}",nc={nc},'
+        f'qop=auth,uri="{uri}",nonce="{nonce}",response="{response}",algorithm=MD5{extra}\r\n'
+    )
 
 
 def invite_bytes(i: int) -> bytes:
@@ -209,20 +251,53 @@ def run_registers(engine: SipEngine, first: int, count: int) -> float:
     return clock.spent
 
 
+def new_auth_engine() -> SipEngine:
+    """An engine whose tenant requires digest authentication (like ``auth.frontdesk.test``)."""
+    return SipEngine(
+        make_directory({"bench": "x"}),
+        LocationService(lambda kind, b: None),
+        via_host="127.0.0.1:5080",
+        secret=b"0123456789abcdef0123456789abcdef",
+        cdr_sink=lambda cdr: None,
+    )
+
+
+def run_auth_registers(engine: SipEngine, first: int, count: int) -> float:
+    """Engine seconds per authenticated registration: REGISTER -> 401, REGISTER+digest -> 200
+    (the digest is computed by the driver, outside the timed part)."""
+    clock = Clock(engine)
+    for i in range(first, first + count):
+        now = 3.0 + i * 0.0001
+        challenge = clock.send(auth_register_bytes(i, 1), REG, now)[-1][0]
+        assert challenge.startswith(b"SIP/2.0 401"), challenge
+        signed = auth_register_bytes(i, 2, digest_authorization(challenge, i))
+        out = clock.send(signed, REG, now)
+        if not out[-1][0].startswith(b"SIP/2.0 200"):
+            raise AssertionError(out)
+    return clock.spent
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=2000, help="calls per round")
     ap.add_argument("--registers", type=int, default=10000, help="REGISTERs per round")
+    ap.add_argument("--auth", type=int, help="authenticated registrations per round [REGISTERs/5]")
     ap.add_argument("--repeat", type=int, default=5, help="rounds; the best one is reported")
-    ap.add_argument("--profile", action="store_true", help="cProfile one round of calls")
+    ap.add_argument(
+        "--profile",
+        choices=["calls", "registers", "auth"],
+        help="cProfile one round of this workload",
+    )
     args = ap.parse_args(argv)
     Clock.overhead = _timer_overhead()
     engine = new_engine()
     run_calls(engine, 0, 200)  # warm up caches and the directory
     gc.collect()  # the collector as the server sets it up (pbx/server.py)
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-    best_call = best_total = best_reg = float("inf")
+    gc.set_threshold(50_000, 4, 500)
+    auth_engine = new_auth_engine()
+    run_auth_registers(auth_engine, 0, 200)
+    best_call = best_total = best_reg = best_auth = float("inf")
     n = 1000
     for _ in range(args.repeat):
         spent, total = run_calls(engine, n, args.calls)
@@ -233,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         best_reg = min(best_reg, run_registers(engine, n, args.registers) / args.registers)
         n += args.registers
+        auths = args.auth if args.auth is not None else max(1, args.registers // 5)
+        best_auth = min(best_auth, run_auth_registers(auth_engine, n, auths) / auths)
+        n += auths
     print(f"python {sys.version.split()[0]}")
     print(
         f"calls:    {best_call * 1e6:7.1f} us/call in the engine ({1 / best_call:7,.0f} calls/s; "
@@ -242,10 +320,19 @@ def main(argv: list[str] | None = None) -> int:
         f"REGISTER: {best_reg * 1e6:7.1f} us/REGISTER in the engine "
         f"({1 / best_reg:7,.0f} REGISTER/s)"
     )
+    print(
+        f"auth REGISTER (401 + digest): {best_auth * 1e6:7.1f} us/registration in the engine "
+        f"({1 / best_auth:7,.0f}/s)"
+    )
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
-        run_calls(engine, n, args.calls)
+        if args.profile == "calls":
+            run_calls(engine, n, args.calls)
+        elif args.profile == "registers":
+            run_registers(engine, n, args.registers)
+        else:
+            run_auth_registers(auth_engine, n, args.registers // 5)
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(30)
     return 0

@@ -62,7 +62,8 @@ def fifty_node_flow() -> FlowDocument:
         nodes[f"s{i}"] = {"type": "set", "variable": f"v{i}", "value": str(i), "next": nxt}
     nodes["main-menu"] = {"type": "menu", "prompt": "main", "choices": {"1": "sales-menu",
                           "2": "support-menu", "3": "ring-om", "0": "ring-om"},
-                          "no_input": "ring-om", "invalid": "ring-om"}  # fmt: skip
+                          "no_input": "ring-om", "invalid": "ring-om",
+                          "invalid_prompt": "wrong-key", "no_input_prompt": "no-key"}  # fmt: skip
     for team in ("sales", "support"):
         nodes[f"{team}-menu"] = {"type": "menu", "prompt": team,
                                  "choices": {"1": f"{team}-queue", "2": f"{team}-ring"},
@@ -96,7 +97,8 @@ def fifty_node_flow() -> FlowDocument:
                                                 ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
                                      "holidays": {"country": "US"}}},
             "messages": {"main": "Main menu.", "sales": "Sales.", "support": "Support.",
-                         "closed": "We are closed."},
+                         "closed": "We are closed.", "wrong-key": "Not a choice.",
+                         "no-key": "We did not hear a key."},
             "nodes": nodes,
         },
         directory(),

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import signal
 import socket
-from pathlib import Path
 
 from frontdesk.pbx.server import PbxServer, ServerConfig
 

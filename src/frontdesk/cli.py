@@ -443,6 +443,5 @@ def main() -> None:
 
 
 _ = signal  # signal handling lives in app.run
-from frontdesk import cli_flow  # noqa: E402, F401  (registers `frontdesk flow ...`)
-from frontdesk import cli_media  # noqa: E402, F401  media (issue #3): `frontdesk voicemail ...`
-from frontdesk import cli_org  # noqa: E402  ownership: audit, coverage, role, user, token, change
+# Sub-command groups register themselves on import: `frontdesk flow|voicemail|audit|...`
+from frontdesk import cli_flow, cli_media, cli_org, cli_trunk  # noqa: E402, F401

@@ -1,29 +1,50 @@
-"""``frontdesk flow ...``: simulate, show, validate, draft, publish, roll back and list call flows.
+"""``frontdesk flow ...``: simulate, show, validate, draft, discard, publish, roll back and
+list call flows.
 
 What it is for: the command-line face of routing/ — a business owner (or whoever helps them)
-tries a change in the simulator, checks it, publishes it, and rolls it back, naming
-themselves with ``--actor``. ``simulate`` reads exactly what the call engine reads: the
-tenant's extensions, roles and groups, its published flow (or the front-desk template) and
-the caller lookup.
+tries a change in the simulator, checks it, publishes it, and rolls it back. Every change
+goes through org/'s one change path (``routing/kind.py``'s ``flow`` kind): permission check,
+a change request when publishing sends calls to a new outside number (infrastructure), a
+version, one audit row. The actor is explicit: ``--as USER`` (their roles apply) or
+``--actor NAME`` (the local administrator at the shell, signing with a name).
+``simulate`` reads exactly what the call engine reads: the tenant's extensions, roles and
+groups, its published flow (or the front-desk template) and the caller lookup.
 
-What it must never do: hold routing logic (it calls routing/), print a traceback for a
-mistake a person can make (errors are one readable line, exit status 2), or change a flow
-without an actor.
+What it must never do: hold routing logic (it calls routing/), write flow rows itself
+(org.service does), print a traceback for a mistake a person can make (errors are one
+readable line, exit status 2), or change a flow without an actor.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 import yaml
 from rich.table import Table
 
-from frontdesk.cli import UserError, _open_db, _tenant, cli, console, data_option, db_option
+from frontdesk.cli import (
+    UserError,
+    _open_db,
+    _tenant,
+    as_option,
+    cli,
+    console,
+    data_option,
+    db_option,
+)
+from frontdesk.cli_org import BUS, actor_for
+from frontdesk.org import service
+from frontdesk.org.access import Actor, ActorKind
+from frontdesk.org.errors import OrgError
+from frontdesk.org.service import Change, ChangeOutcome
 from frontdesk.routing import versions
 from frontdesk.routing.directory import load_directory
+from frontdesk.routing.kind import FlowChanges, FlowRejected
 from frontdesk.routing.model import FlowDocument
 from frontdesk.routing.simulate import (
     SimulationError,
@@ -42,8 +63,23 @@ flow_option = click.option(
     "--flow", "flow_name", default=versions.MAIN_FLOW, show_default=True, help="Flow name."
 )
 actor_option = click.option(
-    "--actor", required=True, help="Who makes the change (recorded on the version)."
+    "--actor",
+    default=None,
+    help="Your name, acting as the local administrator at the shell (recorded on the "
+    "version and in the audit log). Or use --as USER.",
 )
+reason_option = click.option("--reason", default="", help="Why (kept in the audit log).")
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def change_options(command: _Command) -> _Command:
+    """The options of a command that changes a flow: --data, --db, --tenant, --actor, --as,
+    --reason (in that order in --help)."""
+    options = (data_option, db_option, tenant_option, actor_option, as_option, reason_option)
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 @cli.group()
@@ -222,41 +258,115 @@ def flow_validate(data_dir: Path, db_url: str | None, slug: str | None, file: Pa
     click.echo(f'flow "{document.name}" is valid for tenant {tenant.slug}')
 
 
-def _save_file(
-    db: Database, tenant_id: int, file: Path, flow_name: str | None, actor: str
-) -> tuple[str, int]:
+def _who(db: Database, tenant_id: int, as_user: str | None, actor: str | None) -> Actor:
+    """``--as USER`` (their roles apply) or ``--actor NAME`` (the local administrator at the
+    shell, signing with that name); exactly one."""
+    if as_user is not None and actor is not None:
+        raise UserError("give --as USER or --actor NAME, not both")
+    if as_user is not None:
+        return actor_for(db, tenant_id, as_user)
+    if actor is None or not actor.strip():
+        raise UserError(
+            "say who is making the change: --as USER (a user of the tenant; their roles "
+            "apply) or --actor NAME (you, as the local administrator at the shell)"
+        )
+    return Actor(tenant_id=tenant_id, name=actor.strip(), kind=ActorKind.LOCAL_ADMIN)
+
+
+def _acting(
+    data_dir: Path, db_url: str | None, slug: str | None, as_user: str | None, actor: str | None
+) -> tuple[Database, Actor]:
+    """The database and who is acting (see ``_who``) in the tenant ``slug``."""
+    db = _open_db(data_dir, db_url)
+    tenant = _tenant(db, slug)
+    return db, _who(db, tenant.id, as_user, actor)
+
+
+def _apply(db: Database, actor: Actor, changes: list[Change]) -> ChangeOutcome:
+    """Run ``changes`` in one transaction through org/'s change path; the last outcome.
+    A change request (the change touches infrastructure) is reported, not an error."""
+    try:
+        with db.session() as s:
+            outcomes = [service.apply_change(s, actor, "cli", c) for c in changes]
+            note = (
+                service.describe(outcomes[-1].change_request)
+                if outcomes[-1].change_request is not None
+                else None
+            )
+    except FlowRejected as exc:
+        raise _invalid(FlowInvalid(exc.problems)) from exc
+    except OrgError as exc:
+        raise UserError(str(exc)) from exc
+    for outcome in outcomes:
+        BUS.publish(outcome.events)
+    if outcomes[-1].status == "requested":
+        click.echo(f"change request filed (not applied yet): {note}")
+    return outcomes[-1]
+
+
+def _document(file: Path, flow_name: str | None) -> FlowDocument:
     document = _read_file(file)
     if flow_name is not None and document.name != flow_name:
         raise UserError(f'{file} holds flow "{document.name}", not "{flow_name}"')
-    with db.session() as s:
-        row = versions.save_draft(s, tenant_id, document, actor=actor)
-        return document.name, row.version
+    return document
+
+
+def _published(outcome: ChangeOutcome, name: str) -> None:
+    if outcome.status != "applied" or outcome.after is None:
+        return
+    after = outcome.after
+    note = f" ({after['published_note']})" if after.get("published_note") else ""
+    click.echo(
+        f'flow "{name}" version {after["published_version"]} published by '
+        f"{after['published_by']}{note}"
+    )
 
 
 @flow.command("draft")
-@data_option
-@db_option
-@tenant_option
-@actor_option
+@change_options
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def flow_draft(
-    data_dir: Path, db_url: str | None, slug: str | None, actor: str, file: Path
+    data_dir: Path,
+    db_url: str | None,
+    slug: str | None,
+    actor: str | None,
+    as_user: str | None,
+    reason: str,
+    file: Path,
 ) -> None:
     """Save a flow file as the draft (not yet what calls run)."""
-    db = _open_db(data_dir, db_url)
-    tenant = _tenant(db, slug)
-    try:
-        name, number = _save_file(db, tenant.id, file, None, actor)
-    except versions.VersionError as exc:
-        raise UserError(str(exc)) from exc
-    click.echo(f'flow "{name}": draft version {number} saved by {actor}')
+    document = _read_file(file)
+    db, who = _acting(data_dir, db_url, slug, as_user, actor)
+    outcome = _apply(db, who, [FlowChanges(document.name, reason).draft(document)])
+    after = outcome.after or {}
+    if outcome.status in ("applied", "unchanged"):
+        click.echo(
+            f'flow "{document.name}": draft version {after.get("draft_version")} saved by '
+            f"{who.name}"
+        )
+
+
+@flow.command("discard")
+@change_options
+@flow_option
+def flow_discard(
+    data_dir: Path,
+    db_url: str | None,
+    slug: str | None,
+    actor: str | None,
+    as_user: str | None,
+    reason: str,
+    flow_name: str,
+) -> None:
+    """Throw the draft away (what calls run stays as it is)."""
+    db, who = _acting(data_dir, db_url, slug, as_user, actor)
+    outcome = _apply(db, who, [FlowChanges(flow_name, reason).discard()])
+    if outcome.status == "applied":
+        click.echo(f'flow "{flow_name}": draft discarded by {who.name}')
 
 
 @flow.command("publish")
-@data_option
-@db_option
-@tenant_option
-@actor_option
+@change_options
 @click.option("--flow", "flow_name", default=None, help="Flow name (default: the file's).")
 @click.option(
     "--file",
@@ -269,38 +379,24 @@ def flow_publish(
     data_dir: Path,
     db_url: str | None,
     slug: str | None,
-    actor: str,
+    actor: str | None,
+    as_user: str | None,
+    reason: str,
     flow_name: str | None,
     file: Path | None,
 ) -> None:
-    """Publish the draft (or --file): from now on calls run it."""
-    db = _open_db(data_dir, db_url)
-    tenant = _tenant(db, slug)
-    try:
-        with db.session() as s:
-            if file is not None:
-                document = _read_file(file)
-                if flow_name is not None and document.name != flow_name:
-                    raise UserError(f'{file} holds flow "{document.name}", not "{flow_name}"')
-                flow_name = document.name
-                versions.save_draft(s, tenant.id, document, actor=actor)
-            name = flow_name or versions.MAIN_FLOW
-            row = versions.publish(
-                s, tenant.id, name, actor=actor, directory=load_directory(s, tenant.id)
-            )
-            number = row.version
-    except FlowInvalid as exc:
-        raise _invalid(exc) from exc
-    except versions.VersionError as exc:
-        raise UserError(str(exc)) from exc
-    click.echo(f'flow "{name}" version {number} published by {actor}')
+    """Publish the draft (or --file): from now on calls run it. A publish that sends calls
+    to a new outside number becomes a change request for the Technical Contact."""
+    document = _document(file, flow_name) if file is not None else None
+    name = document.name if document is not None else flow_name or versions.MAIN_FLOW
+    db, who = _acting(data_dir, db_url, slug, as_user, actor)
+    changes = FlowChanges(name, reason)
+    steps = [changes.draft(document)] if document is not None else []
+    _published(_apply(db, who, [*steps, changes.publish()]), name)
 
 
 @flow.command("rollback")
-@data_option
-@db_option
-@tenant_option
-@actor_option
+@change_options
 @flow_option
 @click.option(
     "--to",
@@ -313,29 +409,15 @@ def flow_rollback(
     data_dir: Path,
     db_url: str | None,
     slug: str | None,
-    actor: str,
+    actor: str | None,
+    as_user: str | None,
+    reason: str,
     flow_name: str,
     to_version: int | None,
 ) -> None:
     """Publish an earlier version again (as a new version)."""
-    db = _open_db(data_dir, db_url)
-    tenant = _tenant(db, slug)
-    try:
-        with db.session() as s:
-            row = versions.rollback(
-                s,
-                tenant.id,
-                flow_name,
-                actor=actor,
-                to_version=to_version,
-                directory=load_directory(s, tenant.id),
-            )
-            number, note = row.version, row.note
-    except FlowInvalid as exc:
-        raise _invalid(exc) from exc
-    except versions.VersionError as exc:
-        raise UserError(str(exc)) from exc
-    click.echo(f'flow "{flow_name}" version {number} published by {actor} ({note})')
+    db, who = _acting(data_dir, db_url, slug, as_user, actor)
+    _published(_apply(db, who, [FlowChanges(flow_name, reason).rollback(to_version)]), flow_name)
 
 
 @flow.command("list")

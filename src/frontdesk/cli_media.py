@@ -12,24 +12,46 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.table import Table
 
-from frontdesk.cli import UserError, _open_db, _tenant, cli, console, data_option, db_option
-from frontdesk.media import compliance
+from frontdesk.cli import (
+    UserError,
+    _open_db,
+    _tenant,
+    as_option,
+    cli,
+    console,
+    data_option,
+    db_option,
+)
+from frontdesk.cli_org import actor_for, run_changes
+from frontdesk.media import compliance, kinds  # noqa: F401  (kinds register)
 from frontdesk.media import voicemail_store as store
 from frontdesk.media.model import Greeting, Mailbox
 from frontdesk.media.prompts import PromptError, PromptLibrary
-from frontdesk.store.models import Extension
+from frontdesk.media.voicemail_store import import_new
+from frontdesk.org.service import Change, ChangeOutcome
 
 tenant_option = click.option(
     "--tenant", "slug", default=None, help="Tenant slug (default tenant if omitted)."
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-ADMIN = "local administrator"
+
+
+@contextmanager
+def voicemail_errors() -> Iterator[None]:
+    """Show a voicemail request that cannot be done (its message says why and how) as a
+    CLI error, exit code 2."""
+    try:
+        yield
+    except store.VoicemailError as exc:
+        raise UserError(str(exc)) from exc
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -76,6 +98,7 @@ def mailbox() -> None:
 @data_option
 @db_option
 @tenant_option
+@as_option
 @click.argument("number")
 @click.option("--pin", required=True, help="4-10 digits, typed on the keypad after *97.")
 @click.option("--name", default=None, help="Name in the greeting (default: the extension's).")
@@ -99,6 +122,7 @@ def mailbox_add(
     data_dir: Path,
     db_url: str | None,
     slug: str | None,
+    as_user: str | None,
     number: str,
     pin: str,
     name: str | None,
@@ -107,39 +131,26 @@ def mailbox_add(
     escalate_to: str | None,
 ) -> None:
     """Create the mailbox of extension NUMBER."""
-    db = _open_db(data_dir, db_url)
-    tenant = _tenant(db, slug)
-    with db.session() as s:
-        ext = s.query(Extension).filter_by(tenant_id=tenant.id, number=number).one_or_none()
-        if ext is None and name is None:
-            raise UserError(
-                f"extension {number!r} does not exist; create it with `frontdesk "
-                "ext add` first, or give --name for a mailbox without a phone"
-            )
-        label = name or (ext.display_name if ext is not None else number)
-        try:
-            box = store.create_mailbox(
-                s,
-                tenant.id,
-                number,
-                label,
-                pin,
-                no_answer=no_answer,
-                responsible=_split(responsible),
-                escalate_to=escalate_to,
-            )
-        except store.VoicemailError as exc:
-            raise UserError(str(exc)) from exc
-        click.echo(
-            f"mailbox {box.number} ({box.name}) created; callers "
-            f"{'reach it when ' + number + ' does not answer' if no_answer else 'reach it on *98' + number}"
+    fields: dict[str, Any] = {"pin": pin, "no_answer_to_voicemail": no_answer}
+    if name is not None:
+        fields["name"] = name
+    if responsible is not None:
+        fields["responsible"] = _split(responsible)
+    if escalate_to is not None:
+        fields["escalate_to"] = escalate_to
+    outcome = _change(data_dir, db_url, slug, as_user, Change("mailbox", "create", number, fields))
+    if outcome.status == "applied" and outcome.after is not None:
+        reach = (
+            f"reach it when {number} does not answer" if no_answer else f"reach it on *98{number}"
         )
+        click.echo(f"mailbox {number} ({outcome.after['name']}) created; callers {reach}")
 
 
 @mailbox.command("set")
 @data_option
 @db_option
 @tenant_option
+@as_option
 @click.argument("number")
 @click.option("--pin", default=None)
 @click.option("--name", default=None)
@@ -157,38 +168,63 @@ def mailbox_add(
     help="Minutes before/after a check time that count as on time.",
 )
 def mailbox_set(
-    data_dir: Path, db_url: str | None, slug: str | None, number: str, **changes: Any
+    data_dir: Path,
+    db_url: str | None,
+    slug: str | None,
+    as_user: str | None,
+    number: str,
+    **changes: Any,
 ) -> None:
     """Change a mailbox (PIN, name, routing, who checks it and when)."""
     db = _open_db(data_dir, db_url)
     tenant = _tenant(db, slug)
-    with db.session() as s:
-        try:
-            box = store.require_mailbox(s, tenant.id, number)
-            _apply_mailbox_changes(box, changes)
-        except (store.VoicemailError, compliance.ScheduleError) as exc:
-            raise UserError(str(exc)) from exc
-        schedule = compliance.parse_schedule(box.check_schedule).describe()
+    with db.session() as s, voicemail_errors():
+        current = dict(store.require_mailbox(s, tenant.id, number).check_schedule or {})
+    fields = _mailbox_fields(changes, current)
+    if not fields:
+        raise UserError("nothing to change: give at least one option (see --help)")
+    outcome = _change(data_dir, db_url, slug, as_user, Change("mailbox", "update", number, fields))
+    after = outcome.after if outcome.status in ("applied", "unchanged") else None
+    if after is not None:
+        schedule = compliance.parse_schedule(after["check_schedule"]).describe()
+        state = "updated" if outcome.status == "applied" else "unchanged"
         click.echo(
-            f"mailbox {box.number} updated; checks: {schedule}; responsible: "
-            f"{', '.join(box.responsible or [box.number])}"
+            f"mailbox {number} {state}; checks: {schedule}; responsible: "
+            f"{', '.join(after['responsible'])}"
         )
 
 
-def _apply_mailbox_changes(box: Mailbox, changes: dict[str, Any]) -> None:
-    if changes["pin"] is not None:
-        box.pin_hash = store.hash_pin(changes["pin"])
-    if changes["name"] is not None:
-        box.name = changes["name"]
-    if changes["no_answer"] is not None:
-        box.no_answer_to_voicemail = changes["no_answer"]
+@mailbox.command("delete")
+@data_option
+@db_option
+@tenant_option
+@as_option
+@click.argument("number")
+def mailbox_delete(
+    data_dir: Path, db_url: str | None, slug: str | None, as_user: str | None, number: str
+) -> None:
+    """Delete mailbox NUMBER (it must hold no messages)."""
+    outcome = _change(data_dir, db_url, slug, as_user, Change("mailbox", "delete", number))
+    if outcome.status == "applied":
+        click.echo(f"mailbox {number} deleted")
+
+
+def _mailbox_fields(changes: dict[str, Any], schedule: dict[str, Any]) -> dict[str, Any]:
+    """The fields a `mailbox set` changes; the check schedule merged with the current one."""
+    fields: dict[str, Any] = {}
+    for option, name in (
+        ("pin", "pin"),
+        ("name", "name"),
+        ("no_answer", "no_answer_to_voicemail"),
+        ("max_messages", "max_messages"),
+    ):
+        if changes[option] is not None:
+            fields[name] = changes[option]
     if changes["responsible"] is not None:
-        box.responsible = _split(changes["responsible"]) or [box.number]
+        fields["responsible"] = _split(changes["responsible"]) or []
     if changes["escalate_to"] is not None:
-        box.escalate_to = changes["escalate_to"] or None
-    if changes["max_messages"] is not None:
-        box.max_messages = changes["max_messages"]
-    schedule = dict(box.check_schedule or {})
+        fields["escalate_to"] = changes["escalate_to"] or None
+    new = dict(schedule)
     for key, option, parse in (
         ("hours", "check_hours", _hours),
         ("days", "check_days", _days),
@@ -196,10 +232,21 @@ def _apply_mailbox_changes(box: Mailbox, changes: dict[str, Any]) -> None:
         ("grace_minutes", "grace", int),
     ):
         if changes[option] is not None:
-            schedule[key] = parse(changes[option])
-    if schedule != (box.check_schedule or {}):
-        compliance.parse_schedule(schedule)
-        box.check_schedule = schedule
+            new[key] = parse(changes[option])
+    if new != schedule:
+        fields["check_schedule"] = new
+    return fields
+
+
+def _change(
+    data_dir: Path, db_url: str | None, slug: str | None, as_user: str | None, change: Change
+) -> ChangeOutcome:
+    """Run ``change`` through the one change path as ``--as USER`` or the local administrator
+    (channel cli); a change request filed instead is reported by ``run_changes``."""
+    db = _open_db(data_dir, db_url)
+    tenant = _tenant(db, slug)
+    [outcome] = run_changes(db, actor_for(db, tenant.id, as_user), [change])
+    return outcome
 
 
 @mailbox.command("list")
@@ -251,6 +298,7 @@ def mailbox_list(data_dir: Path, db_url: str | None, slug: str | None, as_json: 
 @data_option
 @db_option
 @tenant_option
+@as_option
 @click.option(
     "--text",
     default=None,
@@ -274,6 +322,7 @@ def template(
     data_dir: Path,
     db_url: str | None,
     slug: str | None,
+    as_user: str | None,
     text: str | None,
     variables: tuple[str, ...],
     policy: str | None,
@@ -291,22 +340,45 @@ def template(
     db = _open_db(data_dir, db_url)
     tenant = _tenant(db, slug)
     with db.session() as s:
-        try:
-            row = store.set_template(
-                s,
-                tenant.id,
-                template=text,
-                variables=parsed,
-                policy=policy,
-                max_message_seconds=max_seconds,
-            )
-        except store.VoicemailError as exc:
-            raise UserError(str(exc)) from exc
-        click.echo(
-            f"template: {row.greeting_template}\nvariables: {json.dumps(row.variables)}"
-            f"\npersonal greetings: {row.greeting_policy}\nlongest message: "
-            f"{row.max_message_seconds} s"
+        conf = store.settings(s, tenant.id)
+        shown = _settings_view(
+            conf.greeting_template,
+            dict(conf.variables or {}),
+            conf.greeting_policy,
+            conf.max_message_seconds,
         )
+    fields: dict[str, Any] = {}
+    if text is not None:
+        fields["greeting_template"] = text
+    if parsed:
+        fields["variables"] = {**shown["variables"], **parsed}
+    if policy is not None:
+        fields["greeting_policy"] = policy
+    if max_seconds is not None:
+        fields["max_message_seconds"] = max_seconds
+    if fields:
+        outcome = _change(
+            data_dir, db_url, slug, as_user, Change("voicemail", "update", "settings", fields)
+        )
+        if outcome.status != "applied" or outcome.after is None:
+            return
+        shown = outcome.after
+    click.echo(
+        f"template: {shown['greeting_template']}\nvariables: {json.dumps(shown['variables'])}"
+        f"\npersonal greetings: {shown['greeting_policy']}\nlongest message: "
+        f"{shown['max_message_seconds']} s"
+    )
+
+
+def _settings_view(
+    template: str, variables: dict[str, Any], policy: str, max_seconds: int
+) -> dict[str, Any]:
+    return {
+        "greeting_template": template,
+        "variables": variables,
+        "greeting_policy": policy,
+        "max_message_seconds": max_seconds,
+    }
 
 
 @voicemail.group()
@@ -327,10 +399,8 @@ def greeting_render(
     db = _open_db(data_dir, db_url)
     tenant = _tenant(db, slug)
     with db.session() as s:
-        try:
+        with voicemail_errors():
             box = store.require_mailbox(s, tenant.id, number)
-        except store.VoicemailError as exc:
-            raise UserError(str(exc)) from exc
         choice = store.active_greeting(s, data_dir, box)
     try:
         source = choice.path or PromptLibrary(data_dir).render(choice.text or "")
@@ -344,6 +414,7 @@ def greeting_render(
 @data_option
 @db_option
 @tenant_option
+@as_option
 @click.argument("number")
 @click.argument("wav", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -352,23 +423,37 @@ def greeting_render(
     help="Replace the rendered standard greeting for every mailbox (NUMBER: any).",
 )
 def greeting_upload(
-    data_dir: Path, db_url: str | None, slug: str | None, number: str, wav: Path, tenant_wide: bool
+    data_dir: Path,
+    db_url: str | None,
+    slug: str | None,
+    as_user: str | None,
+    number: str,
+    wav: Path,
+    tenant_wide: bool,
 ) -> None:
     """Use a recorded WAV as mailbox NUMBER's greeting (checked and converted with sox)."""
-    db = _open_db(data_dir, db_url)
-    tenant = _tenant(db, slug)
+    _open_db(data_dir, db_url)
+    library = PromptLibrary(data_dir)
     try:
-        stored = PromptLibrary(data_dir).import_upload(wav)
+        stored, fresh = import_new(library, wav)
     except PromptError as exc:
         raise UserError(str(exc)) from exc
-    with db.session() as s:
-        try:
-            box = None if tenant_wide else store.require_mailbox(s, tenant.id, number)
-            row = store.add_greeting(s, data_dir, box, tenant.id, stored, kind="upload", by=ADMIN)
-        except store.VoicemailError as exc:
-            raise UserError(str(exc)) from exc
+    fields = {
+        "mailbox": None if tenant_wide else number,
+        "source": "upload",
+        "audio_path": stored.relative_to(data_dir).as_posix(),
+    }
+    try:
+        outcome = _change(
+            data_dir, db_url, slug, as_user, Change("greeting", "create", None, fields)
+        )
+    except UserError:
+        if fresh:  # uploads are stored by content: keep a file another greeting uses
+            stored.unlink(missing_ok=True)
+        raise
+    if outcome.status == "applied" and outcome.after is not None:
         click.echo(
-            f"greeting {row.id} ({row.status}) for "
+            f"greeting {outcome.resource_key} ({outcome.after['status']}) for "
             f"{'every mailbox' if tenant_wide else 'mailbox ' + number}"
         )
 
@@ -408,17 +493,29 @@ def greeting_list(data_dir: Path, db_url: str | None, slug: str | None, as_json:
 @greeting.command("approve")
 @data_option
 @db_option
+@tenant_option
+@as_option
 @click.argument("greeting_id", type=int)
 @click.option("--reject", is_flag=True, help="Reject it instead.")
-def greeting_approve(data_dir: Path, db_url: str | None, greeting_id: int, reject: bool) -> None:
+def greeting_approve(
+    data_dir: Path,
+    db_url: str | None,
+    slug: str | None,
+    as_user: str | None,
+    greeting_id: int,
+    reject: bool,
+) -> None:
     """Approve (or --reject) a personal greeting recorded by phone."""
-    db = _open_db(data_dir, db_url)
-    with db.session() as s:
-        try:
-            row = store.decide_greeting(s, greeting_id, approve=not reject, by=ADMIN)
-        except store.VoicemailError as exc:
-            raise UserError(str(exc)) from exc
-        click.echo(f"greeting {row.id}: {row.status}")
+    status = "rejected" if reject else "active"
+    change = Change("greeting", "update", str(greeting_id), {"status": status})
+    outcome = _change(data_dir, db_url, slug, as_user, change)
+    if outcome.status == "unchanged":
+        raise UserError(
+            f"greeting {greeting_id} is already {status}; only a greeting pending approval "
+            "can be decided (see `frontdesk voicemail greeting list`)"
+        )
+    if outcome.status == "applied" and outcome.after is not None:
+        click.echo(f"greeting {greeting_id}: {outcome.after['status']}")
 
 
 from frontdesk import cli_media_menus, cli_media_messages  # noqa: E402, F401  (they register)

@@ -3,8 +3,13 @@ their number.
 
 Part of `cli_media` (split for size). A menu is a prompt (rendered with espeak-ng), keypad
 choices each leading to a branch (``extension:101``, ``voicemail:102``, ``menu:501``,
-``hangup``), a timeout and a number of retries. Validation is `media.ivr.MenuSpec`'s, so the
-CLI refuses exactly what the server could not run; errors name the part and the fix.
+``hangup``), a timeout and a number of retries. Menus are business-domain configuration:
+every change goes through the one change path (``org.service``, the ``menu`` kind in
+`media.kinds_menu`) as ``--as USER`` (their roles apply) or the local administrator, channel
+cli — so it is permission-checked, versioned, audited, and becomes a change request when
+the actor does not own the business domain. Validation is the kind's (`media.ivr.MenuSpec`),
+so the CLI refuses exactly what the server could not run; errors name the part and the fix.
+This module never writes rows itself.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import select
 
-from frontdesk.cli import UserError, _open_db, _tenant, cli, data_option, db_option
-from frontdesk.cli_media import json_option, tenant_option
-from frontdesk.media.ivr import MenuError, MenuSpec
+from frontdesk.cli import UserError, _open_db, _tenant, as_option, cli, data_option, db_option
+from frontdesk.cli_media import _change, json_option, tenant_option
+from frontdesk.media.kinds_menu import menu_snapshot
 from frontdesk.media.model import Menu
+from frontdesk.org.service import Change
 
 
 @cli.group()
@@ -30,6 +37,7 @@ def menu() -> None:
 @data_option
 @db_option
 @tenant_option
+@as_option
 @click.argument("number")
 @click.option("--name", required=True, help="What the business calls it, e.g. 'Main menu'.")
 @click.option("--prompt", required=True, help="What callers hear (rendered to speech).")
@@ -62,43 +70,43 @@ def menu() -> None:
     default=None,
     help="Where callers go when they choose nothing valid (default: hang up).",
 )
+@click.option("--reason", default="", help="Why (kept in the version and the audit log).")
 def menu_add(
     data_dir: Path,
     db_url: str | None,
     slug: str | None,
+    as_user: str | None,
     number: str,
-    name: str,
-    prompt: str,
-    choices: tuple[str, ...],
-    timeout: float,
-    retries: int,
-    invalid_prompt: str,
-    default_branch: str | None,
+    reason: str,
+    **options: Any,
 ) -> None:
     """Create menu NUMBER (replacing one with that number)."""
+    fields = _menu_fields(options)
+    db = _open_db(data_dir, db_url)
+    tenant = _tenant(db, slug)
+    with db.session() as s:
+        exists = s.scalar(select(Menu.id).where(Menu.tenant_id == tenant.id,
+                                                Menu.number == number)) is not None
+    action = "update" if exists else "create"
+    outcome = _change(data_dir, db_url, slug, as_user,
+                      Change("menu", action, number, fields, reason))
+    if outcome.status in ("applied", "unchanged"):
+        shown = ", ".join(f"{k} -> {v}" for k, v in fields["choices"].items())
+        click.echo(f"menu {number} ({fields['name']}): {shown}")
+
+
+def _menu_fields(options: dict[str, Any]) -> dict[str, Any]:
+    """The whole menu as the ``menu`` kind's fields (``add`` replaces every part)."""
     parsed: dict[str, str] = {}
-    for item in choices:
+    for item in options["choices"]:
         keys, sep, branch = item.partition("=")
         if not sep:
             raise UserError(f"--choice {item!r} must be KEYS=BRANCH, e.g. 1=extension:101")
         parsed[keys.strip()] = branch.strip()
-    try:
-        MenuSpec(
-            name, prompt, parsed, timeout, retries, invalid_prompt, default_branch=default_branch
-        )
-    except MenuError as exc:
-        raise UserError(str(exc)) from exc
-    db = _open_db(data_dir, db_url)
-    tenant = _tenant(db, slug)
-    with db.session() as s:
-        row = s.query(Menu).filter_by(tenant_id=tenant.id, number=number).one_or_none()
-        if row is None:
-            row = Menu(tenant_id=tenant.id, number=number)
-            s.add(row)
-        row.name, row.prompt, row.choices = name, prompt, parsed
-        row.timeout_seconds, row.retries, row.invalid_prompt = timeout, retries, invalid_prompt
-        row.default_branch = default_branch
-    click.echo(f"menu {number} ({name}): " + ", ".join(f"{k} -> {v}" for k, v in parsed.items()))
+    return {"name": options["name"], "prompt": options["prompt"], "choices": parsed,
+            "timeout": options["timeout"], "retries": options["retries"],
+            "invalid_prompt": options["invalid_prompt"],
+            "default_branch": options["default_branch"]}
 
 
 @menu.command("list")
@@ -111,18 +119,8 @@ def menu_list(data_dir: Path, db_url: str | None, slug: str | None, as_json: boo
     db = _open_db(data_dir, db_url)
     tenant = _tenant(db, slug)
     with db.session() as s:
-        rows: list[dict[str, Any]] = [
-            {
-                "number": m.number,
-                "name": m.name,
-                "prompt": m.prompt,
-                "choices": dict(m.choices),
-                "timeout": m.timeout_seconds,
-                "retries": m.retries,
-                "default": m.default_branch,
-            }
-            for m in s.query(Menu).filter_by(tenant_id=tenant.id).order_by(Menu.number)
-        ]
+        rows = [menu_snapshot(m) for m in s.scalars(
+            select(Menu).where(Menu.tenant_id == tenant.id).order_by(Menu.number))]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -135,14 +133,12 @@ def menu_list(data_dir: Path, db_url: str | None, slug: str | None, as_json: boo
 @data_option
 @db_option
 @tenant_option
+@as_option
 @click.argument("number")
-def menu_remove(data_dir: Path, db_url: str | None, slug: str | None, number: str) -> None:
+def menu_remove(
+    data_dir: Path, db_url: str | None, slug: str | None, as_user: str | None, number: str
+) -> None:
     """Delete menu NUMBER."""
-    db = _open_db(data_dir, db_url)
-    tenant = _tenant(db, slug)
-    with db.session() as s:
-        row = s.query(Menu).filter_by(tenant_id=tenant.id, number=number).one_or_none()
-        if row is None:
-            raise UserError(f"menu {number!r} does not exist (see `frontdesk menu list`)")
-        s.delete(row)
-    click.echo(f"menu {number} removed")
+    outcome = _change(data_dir, db_url, slug, as_user, Change("menu", "delete", number))
+    if outcome.status == "applied":
+        click.echo(f"menu {number} removed")

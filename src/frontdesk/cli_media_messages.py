@@ -18,7 +18,7 @@ import click
 from rich.table import Table
 
 from frontdesk.cli import UserError, _open_db, _tenant, console, data_option, db_option
-from frontdesk.cli_media import json_option, tenant_option, voicemail
+from frontdesk.cli_media import json_option, tenant_option, voicemail, voicemail_errors
 from frontdesk.media import compliance
 from frontdesk.media import voicemail_store as store
 from frontdesk.media.model import CHECK_CHANNELS, Mailbox
@@ -49,14 +49,12 @@ def list_messages(
     db = _open_db(data_dir, db_url)
     tenant = _tenant(db, slug)
     with db.session() as s:
-        try:
+        with voicemail_errors():
             boxes = (
                 [store.require_mailbox(s, tenant.id, number)]
                 if number
                 else list(s.query(Mailbox).filter_by(tenant_id=tenant.id).order_by(Mailbox.number))
             )
-        except store.VoicemailError as exc:
-            raise UserError(str(exc)) from exc
         rows = [message_dict(box, m) for box in boxes for m in store.list_messages(s, box.id)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -103,10 +101,8 @@ def export(
     db = _open_db(data_dir, db_url)
     tenant = _tenant(db, slug)
     with db.session() as s:
-        try:
+        with voicemail_errors():
             row = store.get_message(s, tenant.id, message_id)
-        except store.VoicemailError as exc:
-            raise UserError(str(exc)) from exc
         source = data_dir / row.audio_path
     if not source.exists():
         raise UserError(
@@ -130,10 +126,8 @@ def mark_heard(
     db = _open_db(data_dir, db_url)
     tenant = _tenant(db, slug)
     with db.session() as s:
-        try:
+        with voicemail_errors():
             row = store.get_message(s, tenant.id, message_id)
-        except store.VoicemailError as exc:
-            raise UserError(str(exc)) from exc
         store.mark_heard(s, row, by)
         box = s.get(Mailbox, row.mailbox_id)
         assert box is not None
@@ -155,10 +149,8 @@ def check(
     db = _open_db(data_dir, db_url)
     tenant = _tenant(db, slug)
     with db.session() as s:
-        try:
+        with voicemail_errors():
             box = store.require_mailbox(s, tenant.id, number)
-        except store.VoicemailError as exc:
-            raise UserError(str(exc)) from exc
         row = compliance.record_check(s, box, by, channel, store.counts(s, box.id)[0])
         click.echo(f"check of mailbox {number} by {by} ({channel}) at {row.checked_at.isoformat()}")
 

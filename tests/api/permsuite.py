@@ -164,6 +164,94 @@ def _hour_from_now(target: Target) -> dict[str, Any]:
             "ends": (utcnow() + timedelta(hours=1)).isoformat()}
 
 
+def flow_document(name: str, transfer: str | None = None, message: str = "closed") -> dict[str, Any]:
+    """A small valid call flow: hang up after a message, or transfer to ``transfer``."""
+    end: dict[str, Any] = ({"type": "transfer", "number": transfer} if transfer
+                           else {"type": "hangup", "message": "bye"})
+    return {"name": name, "messages": {"bye": message},
+            "nodes": {"start": {"type": "start", "next": "end"}, "end": end}}
+
+
+def _flow_draft(world: World, tag: str, transfer: str | None = None) -> Target:
+    from frontdesk.routing.kind import FlowChanges
+
+    world.setup(FlowChanges(tag).draft(flow_document(tag, transfer)))
+    return {"tag": tag}
+
+
+def _flow_outside_draft(world: World, tag: str) -> Target:
+    return _flow_draft(world, tag, transfer="+15551230000")
+
+
+def _flow_published_twice(world: World, tag: str) -> Target:
+    from frontdesk.routing.kind import FlowChanges
+
+    changes = FlowChanges(tag)
+    world.setup(changes.draft(flow_document(tag, message="one")), changes.publish(),
+                changes.draft(flow_document(tag, message="two")), changes.publish())
+    return {"tag": tag}
+
+
+def _mailbox(world: World, tag: str) -> Target:
+    number = tag.replace("t", "7")
+    world.setup(Change("mailbox", "create", number, {"name": f"Box {tag}", "pin": "1234"}))
+    return {"tag": tag, "number": number}
+
+
+def _pending_greeting(world: World, tag: str) -> Target:
+    """A mailbox and a greeting recorded for it by phone, waiting for approval."""
+    number = _mailbox(world, tag)["number"]
+    with world.db.session() as session:
+        from frontdesk.org.service import apply_change
+
+        outcome = apply_change(session, world.admin, "cli", Change(
+            "greeting", "create", None, {"mailbox": number, "source": "phone",
+                                         "audio_path": f"prompts/uploads/{tag}.wav"}))
+    return {"tag": tag, "id": outcome.resource_key}
+
+
+def _seconds(target: Target) -> dict[str, Any]:
+    """A longest-message length no earlier case set (tags are unique)."""
+    return {"max_message_seconds": 10 + int(target["tag"][1:]) % 3000}
+
+
+def _greeting_upload(target: Target) -> dict[str, Any]:
+    """A 1.5 s tone as a base64 WAV, for the mailbox made by ``_mailbox``."""
+    import base64
+    import io
+    import math
+    import struct
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(i * 0.35)))
+                                 for i in range(12000)))
+    return {"mailbox": target["number"],
+            "audio_base64": base64.b64encode(buffer.getvalue()).decode()}
+
+
+def _menu(world: World, tag: str) -> Target:
+    number = tag.replace("t", "5")
+    world.setup(Change("menu", "create", number, {
+        "name": f"Menu {tag}", "prompt": "For sales press 1.",
+        "choices": {"1": "extension:101", "0": "hangup"}}))
+    return {"tag": tag, "number": number}
+
+
+def _trunk(world: World, tag: str) -> Target:
+    world.setup(Change("trunk", "create", tag, {
+        "host": "192.0.2.10", "username": "acme", "password": "carrier-secret",
+        "sources": ["192.0.2.10"], "dids": {"+15551230000": "main"}, "dial_rules": ["9"]}))
+    return {"tag": tag}
+
+
+VOICEMAIL = "/api/v1/voicemail"
+
+
 CASES: dict[str, list[Case]] = {
     "tenant": [
         Case("tenant.read", "GET", lambda t: "/api/v1/tenants/acme"),
@@ -239,4 +327,69 @@ CASES: dict[str, list[Case]] = {
     ],
     "coverage": [Case("coverage.read", "GET", lambda t: "/api/v1/coverage")],
     "cdr": [Case("cdr.read", "GET", lambda t: "/api/v1/cdrs?limit=5")],
+    "voicemail": [
+        Case("voicemail.read", "GET", lambda t: f"{VOICEMAIL}/settings"),
+        Case("voicemail.update", "PATCH", lambda t: f"{VOICEMAIL}/settings", _seconds),
+    ],
+    "mailbox": [
+        Case("mailbox.read", "GET", lambda t: f"{VOICEMAIL}/mailboxes/{t['number']}",
+             setup=_mailbox),
+        Case("mailbox.create", "POST", lambda t: f"{VOICEMAIL}/mailboxes",
+             lambda t: {"number": t["tag"].replace("t", "6"), "name": "Desk", "pin": "2468"},
+             ok_status=201),
+        Case("mailbox.update", "PATCH", lambda t: f"{VOICEMAIL}/mailboxes/{t['number']}",
+             lambda t: {"responsible": ["101", "service_manager"],
+                        "check_schedule": {"hours": [9, 12, 16]}}, setup=_mailbox),
+        Case("mailbox.delete", "DELETE", lambda t: f"{VOICEMAIL}/mailboxes/{t['number']}",
+             setup=_mailbox, ok_status=204),
+    ],
+    "greeting": [
+        Case("greeting.read", "GET", lambda t: f"{VOICEMAIL}/greetings"),
+        # needs the app's data directory set (test_api_voicemail.py does)
+        Case("greeting.create", "POST", lambda t: f"{VOICEMAIL}/greetings", _greeting_upload,
+             setup=_mailbox, ok_status=201),
+        Case("greeting.update", "POST", lambda t: f"{VOICEMAIL}/greetings/{t['id']}/approve",
+             setup=_pending_greeting),
+    ],
+    "menu": [
+        Case("menu.read", "GET", lambda t: f"{VOICEMAIL}/menus/{t['number']}", setup=_menu),
+        Case("menu.create", "POST", lambda t: f"{VOICEMAIL}/menus",
+             lambda t: {"number": t["tag"].replace("t", "4"), "name": "Main menu",
+                        "prompt": "For service press 2.", "choices": {"2": "voicemail:102"}},
+             ok_status=201),
+        Case("menu.update", "PATCH", lambda t: f"{VOICEMAIL}/menus/{t['number']}",
+             lambda t: {"choices": {"1": "extension:102", "9": "menu:500"}, "retries": 3},
+             setup=_menu),
+        Case("menu.delete", "DELETE", lambda t: f"{VOICEMAIL}/menus/{t['number']}",
+             setup=_menu, ok_status=204),
+    ],
+    # SIP trunks (pbx/trunk_kind.py): infrastructure, owned by the Technical Contact
+    "trunk": [
+        Case("trunk.read", "GET", lambda t: f"/api/v1/trunks/{t['tag']}", setup=_trunk),
+        Case("trunk.create", "POST", lambda t: "/api/v1/trunks",
+             lambda t: {"name": t["tag"], "host": "192.0.2.20", "dial_rules": ["+"]},
+             domains=frozenset({INFRA}), ok_status=201),
+        Case("trunk.update", "PATCH", lambda t: f"/api/v1/trunks/{t['tag']}",
+             lambda t: {"port": 5080, "password": "new-secret"}, setup=_trunk,
+             domains=frozenset({INFRA})),
+        Case("trunk.delete", "DELETE", lambda t: f"/api/v1/trunks/{t['tag']}", setup=_trunk,
+             domains=frozenset({INFRA}), ok_status=204),
+    ],
+    "flow": [
+        Case("flow.read", "GET", lambda t: f"/api/v1/flows/{t['tag']}/versions",
+             setup=_flow_draft),
+        Case("flow.read", "POST", lambda t: "/api/v1/flows/simulate",
+             lambda t: {"from": "+12125550147", "to": "main"}),
+        Case("flow.draft", "PUT", lambda t: f"/api/v1/flows/{t['tag']}/draft",
+             lambda t: flow_document(t["tag"])),
+        Case("flow.discard", "DELETE", lambda t: f"/api/v1/flows/{t['tag']}/draft",
+             setup=_flow_draft),
+        Case("flow.publish", "POST", lambda t: f"/api/v1/flows/{t['tag']}/publish",
+             lambda t: {"reason": "new hours"}, setup=_flow_draft),
+        # sends calls to a new outside number: infrastructure (the Technical Contact approves)
+        Case("flow.publish", "POST", lambda t: f"/api/v1/flows/{t['tag']}/publish",
+             lambda t: {}, setup=_flow_outside_draft, domains=frozenset({BUSINESS, INFRA})),
+        Case("flow.rollback", "POST", lambda t: f"/api/v1/flows/{t['tag']}/rollback",
+             lambda t: {"to_version": 1}, setup=_flow_published_twice),
+    ],
 }

@@ -30,6 +30,7 @@ from frontdesk.cli import _cdr_dict
 from frontdesk.store import repo
 from frontdesk.store.db import Database, sqlite_url
 from frontdesk.store.models import Cdr, Registration
+from peers import BaresipPhone
 from peers.ports import free_port
 from peers.sipp import SippProcess, SippResult, run_sipp, start_sipp
 
@@ -95,6 +96,22 @@ class ServerFactory:
 
 
 # --- the server's database ---------------------------------------------------------------
+def registered_baresip(
+    make: Callable[..., BaresipPhone], fd: FrontdeskProcess, number: str, **options: Any
+) -> BaresipPhone:
+    """A baresip phone (from the ``baresip_phone`` fixture's ``make``) registered to ``fd``
+    as extension ``number`` with its demo password; returns once the REGISTER got 200."""
+    phone = make(
+        number,
+        password=fd.password(number),
+        domain=f"127.0.0.1:{fd.sip_port}",
+        register=True,
+        **options,
+    )
+    phone.wait_event("REGISTER_OK", timeout=10)
+    return phone
+
+
 def db_url(fd: FrontdeskProcess) -> str:
     assert fd.db_url, "integration fixtures always pass an explicit --db URL"
     return fd.db_url

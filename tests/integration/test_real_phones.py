@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from frontdesk_proc import FrontdeskProcess
+from integration_kit import registered_baresip
 
 from peers import (
     BaresipPhone,
@@ -57,14 +58,6 @@ def server(tmp_path: Path) -> Iterator[FrontdeskProcess]:
     fd.stop()
     print(f"\n--- frontdesk log ---\n{fd.log_tail(80)}")
     assert "Traceback" not in fd.log_tail(10_000)
-
-
-def registered_baresip(make: Callable[..., BaresipPhone], fd: FrontdeskProcess, number: str,
-                       **options: object) -> BaresipPhone:
-    phone = make(number, password=fd.password(number), domain=f"127.0.0.1:{fd.sip_port}",
-                 register=True, **options)
-    phone.wait_event("REGISTER_OK", timeout=10)
-    return phone
 
 
 def registered_linphone(make: Callable[..., LinphonePhone], fd: FrontdeskProcess, number: str,

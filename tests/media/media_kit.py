@@ -238,3 +238,13 @@ class SoftPhone:
         else:
             for sock in self.sockets:
                 sock.close()
+
+
+def configure(db: Any, *changes: Any, tenant_id: int = 1) -> list[Any]:
+    """Voicemail setup through the one change path (``org.service``) as the local
+    administrator, like the CLI: ``configure(db, Change("mailbox", "create", "102", {...}))``."""
+    from frontdesk.org.access import Actor
+    from frontdesk.org.service import apply_change
+
+    with db.session() as session:
+        return [apply_change(session, Actor.local_admin(tenant_id), "cli", c) for c in changes]

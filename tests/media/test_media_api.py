@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from media_kit import configure
 
 from frontdesk.api.http import create_app
 from frontdesk.media import voicemail_store as store
 from frontdesk.media.model import Greeting, MailboxCheck
 from frontdesk.media.wav import write_wav_atomic
+from frontdesk.org.service import Change
 from frontdesk.store.db import Database, sqlite_url
 from orgkit import World, make_world
 
@@ -27,10 +29,14 @@ class Office:
         self.db.migrate()
         self.world: World = make_world(self.db)
         tenant = self.world.tenant_id
+        configure(
+            self.db,
+            Change("mailbox", "create", "102", {"name": "Service Manager", "pin": "1234",
+                                                "responsible": ["service_manager", "103"]}),
+            tenant_id=tenant,
+        )
         with self.db.session() as s:
-            box = store.create_mailbox(
-                s, tenant, "102", "Service Manager", "1234", responsible=["service_manager", "103"]
-            )
+            box = store.require_mailbox(s, tenant, "102")
             self.ids = []
             for n, caller in enumerate(("101", "201")):
                 wav = store.message_dir(self.data, tenant, "102") / f"m{n}.wav"
@@ -42,11 +48,15 @@ class Office:
                     "duration": 1.0,
                 }
                 self.ids.append(store.add_message(s, self.data, box, wav, meta).id)
-            audio = self.data / "prompts" / "uploads" / "g.wav"
-            write_wav_atomic(audio, b"\x00\x10" * 8000)
-            self.greeting = store.add_greeting(
-                s, self.data, box, tenant, audio, kind="phone", by="102"
-            ).id
+        audio = self.data / "prompts" / "uploads" / "g.wav"
+        write_wav_atomic(audio, b"\x00\x10" * 8000)
+        [made] = configure(
+            self.db,
+            Change("greeting", "create", None, {"mailbox": "102", "source": "phone",
+                                                "audio_path": "prompts/uploads/g.wav"}),
+            tenant_id=tenant,
+        )
+        self.greeting = int(made.resource_key)
         app = create_app(db=self.db)
         app.state.data_dir = self.data
         self.client = TestClient(app)
@@ -97,7 +107,7 @@ def test_others_may_not_open_the_mailbox(office: Office) -> None:
     assert office.client.get(f"{BASE}/mailboxes").status_code == 401
 
 
-def test_compliance_report_needs_coverage_read(office: Office) -> None:
+def test_compliance_report_needs_mailbox_read(office: Office) -> None:
     assert office.post("service_manager", "/mailboxes/102/checks").status_code == 201
     report = office.get("service_manager", "/compliance", params={"mailbox": "102"})
     assert report.status_code == 200, report.text

@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from media_kit import configure
 
 from frontdesk.cli import create_demo
 from frontdesk.media import compliance
 from frontdesk.media import voicemail_store as store
 from frontdesk.media.model import CheckEscalation
+from frontdesk.org.service import Change
 from frontdesk.store.db import Database, sqlite_url
 
 MONDAY = datetime(2026, 11, 23, tzinfo=UTC)
@@ -69,10 +71,14 @@ def db(tmp_path: Path) -> Database:
     database = Database(sqlite_url(tmp_path))
     database.migrate()
     create_demo(database)
+    configure(
+        database,
+        Change("mailbox", "create", "102", {"pin": "1234", "responsible": ["102", "103"]}),
+        Change("mailbox", "create", "201", {"pin": "1234", "escalate_to": "101"}),
+        Change("voicemail", "update", "settings",
+               {"variables": {"service_manager_extension": "102"}}),
+    )
     with database.session() as s:
-        store.create_mailbox(s, 1, "102", "Service Manager", "1234", responsible=["102", "103"])
-        store.create_mailbox(s, 1, "201", "Technician One", "1234", escalate_to="101")
-        store.set_template(s, 1, variables={"service_manager_extension": "102"})
         for number in ("102", "201"):
             store.require_mailbox(s, 1, number).created_at = MONDAY - timedelta(days=1)
     return database

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from media_kit import Rig, SoftPhone
+from media_kit import Rig, SoftPhone, configure
 
 from frontdesk.cli import create_demo
-from frontdesk.media import voicemail_store as store
 from frontdesk.media.ivr import MenuError, MenuResult, MenuSpec, parse_branch, run_menu
 from frontdesk.media.model import Menu, VoicemailMessage
 from frontdesk.media.prompts import PromptLibrary
 from frontdesk.media.rtp import encode_frames
+from frontdesk.org.service import Change
 from frontdesk.pbx.ivr import MenuService
 from frontdesk.pbx.media_call import CallScript, MediaCall
 from frontdesk.pbx.voicemail import VoicemailService
@@ -123,9 +123,12 @@ class Office:
         self.db = Database(sqlite_url(data))
         self.db.migrate()
         create_demo(self.db)
+        configure(
+            self.db,
+            Change("mailbox", "create", "102", {"name": "Service Manager", "pin": "1234"}),
+            Change("voicemail", "update", "settings", {"greeting_template": "Voicemail of {name}."}),
+        )
         with self.db.session() as s:
-            store.create_mailbox(s, 1, "102", "Service Manager", "1234")
-            store.set_template(s, 1, template="Voicemail of {name}.")
             s.add(
                 Menu(
                     tenant_id=1,

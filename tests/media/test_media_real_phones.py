@@ -5,7 +5,9 @@ stored message >= 0.9 with what it said, even after kill -9 right after hanging 
 linphonec listens to a message through *97 with its PIN; a SIPp subscriber gets the
 message-waiting NOTIFYs with the right counts; DTMF drives a menu that transfers the caller;
 SIPp offers a codec we lack (488) and misbehaves on RTP (garbage, wrong payload type,
-silence); a message hits the maximum length; the disk fills up mid-message.
+silence); a message hits the maximum length; the disk fills up mid-message; the owner
+records a personal greeting by phone that waits for the Phone Manager's approval (through
+org's change path: audited, permission-checked), and callers then hear it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import pytest
 from frontdesk_proc import FrontdeskProcess, options_ping
+from integration_kit import registered_baresip
 
 from peers import (
     BaresipPhone,
@@ -109,15 +112,7 @@ def office(tmp_path: Path) -> Iterator[Office]:
 def baresip(
     make: Callable[..., BaresipPhone], office: Office, number: str, **options: Any
 ) -> BaresipPhone:
-    phone = make(
-        number,
-        password=office.fd.password(number),
-        domain=f"127.0.0.1:{office.fd.sip_port}",
-        register=True,
-        **options,
-    )
-    phone.wait_event("REGISTER_OK", timeout=10)
-    return phone
+    return registered_baresip(make, office.fd, number, **options)
 
 
 def leave_message(
@@ -382,3 +377,72 @@ def test_an_extension_that_does_not_answer_goes_to_voicemail(
         assert "102 did not answer; 101 goes to voicemail" in office.log()
     finally:
         office.fd.stop()
+
+
+GREETING_LEAD = 9.5  # seconds of silence before the owner speaks: PIN, "5", the prompt, tone
+
+
+def test_the_owner_records_a_greeting_by_phone_and_the_phone_manager_approves_it(
+    office: Office, baresip_phone: Callable[..., BaresipPhone], voice: Path
+) -> None:
+    """baresip as 102 records a personal greeting through *97 under the default policy
+    (approval_required): it waits, audited with the owner as actor on channel "job"; the
+    service manager may not approve it, the Phone Manager does; callers then hear it, and
+    the audit chain verifies."""
+    office.cli("role", "grant", "101", "phone_manager")
+    lead = silence_wav(office.tmp / "greeting-lead.wav", GREETING_LEAD)
+    spoken = pad_silence(voice, office.tmp / "greeting-voice.wav", after=30.0)
+    owner = baresip(baresip_phone, office, "102",
+                    audio_file=concat_wavs(office.tmp / "greeting-call.wav", lead, spoken))
+    owner.dial(f"sip:*97@127.0.0.1:{office.fd.sip_port}")
+    owner.wait_event("CALL_ESTABLISHED", timeout=10)
+    started = time.monotonic()
+    time.sleep(1.0)
+    owner.send_dtmf("1234#")
+    time.sleep(1.0)
+    owner.send_dtmf("5")  # record a personal greeting
+    time.sleep(max(0.0, started + GREETING_LEAD + duration(voice) + 0.8 - time.monotonic()))
+    owner.send_dtmf("#")  # done
+    time.sleep(1.0)
+    owner.send_dtmf("1")  # keep it
+    greetings = _wait_greetings(office, 1)
+    owner.hangup()
+    owner.wait_event("CALL_CLOSED", timeout=10)
+    [greeting] = greetings
+    assert (greeting["mailbox"], greeting["kind"], greeting["status"], greeting["created_by"]) \
+        == ("102", "phone", "pending_approval", "102")
+    recorded = [e for e in json.loads(office.cli("audit", "list", "--json").stdout)
+                if e["resource_type"] == "greeting"]
+    assert [(e["actor"], e["channel"], e["action"]) for e in recorded] == [("102", "job", "create")]
+    # announced on the server's ownership event bus, the Phone Manager (101) told
+    assert "voicemail: published org.greeting.created, org.informed.user." in office.log()
+    key = str(greeting["id"])
+    denied = office.fd.cli("voicemail", "greeting", "approve", key, "--as", "102", "--data",
+                           str(office.fd.data_dir), check=False)
+    assert denied.returncode == 2 and "needs permission greeting.update" in denied.stderr + \
+        denied.stdout
+    assert f"greeting {key}: active" in office.cli(
+        "voicemail", "greeting", "approve", key, "--as", "101").stdout
+    personal = office.tmp / "personal.wav"
+    office.cli("voicemail", "greeting", "render", "102", "--out", str(personal))
+    assert best_correlation(personal, voice) >= HEARD
+    caller = baresip(baresip_phone, office, "103")
+    caller.dial(f"sip:*98102@127.0.0.1:{office.fd.sip_port}")
+    caller.wait_event("CALL_ESTABLISHED", timeout=10)
+    time.sleep(duration(personal) + 1.0)
+    caller.hangup()
+    caller.wait_event("CALL_CLOSED", timeout=5)
+    heard = best_correlation(caller.last_recording().heard, voice)
+    print(f"personal greeting vs what the owner said: {best_correlation(personal, voice):.3f}; "
+          f"what a caller heard vs it: {heard:.3f}")
+    assert heard >= HEARD, heard
+    assert "audit log intact" in office.cli("audit", "verify").stdout
+
+
+def _wait_greetings(office: Office, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = list(json.loads(office.cli("voicemail", "greeting", "list", "--json").stdout))
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)

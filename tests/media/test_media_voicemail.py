@@ -6,6 +6,7 @@ tenant's policy."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 from collections.abc import Awaitable, Callable
@@ -14,18 +15,27 @@ from typing import Any
 
 import numpy as np
 import pytest
-from media_kit import DOMAIN, Rig, SoftPhone
+from media_kit import DOMAIN, Rig, SoftPhone, configure
+from sqlalchemy import select
 
 from frontdesk.cli import create_demo
 from frontdesk.media import voicemail_store as store
 from frontdesk.media.model import Greeting, VoicemailMessage, VoicemailSettings
 from frontdesk.media.rtp import encode_frames
 from frontdesk.media.wav import read_pcm
+from frontdesk.org import audit
+from frontdesk.org.errors import NotAllowed
+from frontdesk.org.events import ChangeApplied, Recorder, StakeholderInformed
+from frontdesk.org.events import EventBus as OrgEventBus
+from frontdesk.org.model import AuditEntry
+from frontdesk.org.service import Change
 from frontdesk.pbx.location import Binding
-from frontdesk.pbx.voicemail import VoicemailService
+from frontdesk.pbx.voicemail import MailboxView, VoicemailService
+from frontdesk.pbx.voicemail_calls import record_personal_greeting
 from frontdesk.sip.message import Request, Response
 from frontdesk.sip.peer import Peer
 from frontdesk.store.db import Database, sqlite_url
+from frontdesk.store.models import User
 from peers.audio import correlation_curve, speech_wav
 
 pytestmark = [
@@ -65,16 +75,21 @@ class Box:
         self.db = Database(sqlite_url(data))
         self.db.migrate()
         create_demo(self.db)
-        with self.db.session() as s:
-            store.create_mailbox(s, 1, "102", "Service Manager", "1234", escalate_to="102")
-            store.set_template(
-                s,
-                1,
-                variables={"service_manager_extension": "102"},
-                template=None if standard else "Voicemail of {name}.",
-            )
+        settings: dict[str, Any] = {"variables": {"service_manager_extension": "102"}}
+        if not standard:
+            settings["greeting_template"] = "Voicemail of {name}."
+        configure(
+            self.db,
+            Change("mailbox", "create", "102", {"name": "Service Manager", "pin": "1234",
+                                                "escalate_to": "102"}),
+            Change("voicemail", "update", "settings", settings),
+        )
         self.rig = rig
-        self.service = VoicemailService(self.db, data, rig.endpoint)
+        #: the ownership event bus the server would hand over (the API's), and what it got
+        self.org_bus, self.org_events = OrgEventBus(), Recorder()
+        self.org_bus.subscribe(self.org_events)
+        self.service = VoicemailService(self.db, data, rig.endpoint,
+                                        org_bus=lambda: self.org_bus)
         rig.endpoint.services.append(self.service)
 
     def messages(self) -> list[VoicemailMessage]:
@@ -291,7 +306,12 @@ def test_three_wrong_pins_hang_up(tmp_path: Path, caplog: pytest.LogCaptureFixtu
 
 
 def test_a_greeting_recorded_by_phone_waits_for_approval(tmp_path: Path, voice: bytes) -> None:
+    """... and, like a change through the API or CLI, is announced on the ownership event
+    bus once stored: the change itself, and the Phone Manager (101) told about it."""
+
     async def test(box: Box) -> None:
+        configure(box.db, Change("role_assignment", "create", None,
+                                 {"user": "101", "role": "phone_manager"}))
         owner = SoftPhone(box.rig, "102", 7050)
         await owner.connect("*97")
         assert owner.stream is not None
@@ -309,13 +329,83 @@ def test_a_greeting_recorded_by_phone_waits_for_approval(tmp_path: Path, voice: 
         await owner.close()
         [row] = _greetings(box)
         assert (row.status, row.kind, row.created_by) == ("pending_approval", "phone", "102")
+        [recorded] = _audit(box, "greeting")
+        assert (recorded.actor, recorded.channel, recorded.action) == ("102", "job", "create")
+        assert json.loads(recorded.after)["status"] == "pending_approval"
+        _check_announced(box, row.id, recorded.seq)
         standard = box.greeting_pcm()
-        with box.db.session() as s:
-            store.decide_greeting(s, row.id, approve=True, by="phone manager")
+        [approved] = configure(box.db, Change("greeting", "update", str(row.id),
+                                              {"status": "active"}))
+        assert approved.status == "applied" and approved.version == 2
         personal = box.greeting_pcm()
         assert personal != standard and similarity(personal, voice) >= 0.9
 
     run(tmp_path, test)
+
+
+def _check_announced(box: Box, greeting_id: int, audit_seq: int) -> None:
+    events = box.org_events.events
+    [applied] = [e for e in events if isinstance(e, ChangeApplied)]
+    assert (applied.resource_type, applied.resource_key, applied.routing_key) == (
+        "greeting", str(greeting_id), "org.greeting.created")
+    assert (applied.actor, applied.channel, applied.audit_seq) == ("102", "job", audit_seq)
+    [told] = [e for e in events if isinstance(e, StakeholderInformed)]
+    with box.db.session() as s:
+        manager = s.scalar(select(User.id).where(User.username == "101"))
+    assert (told.user_id, told.role, told.resource_type) == (manager, "phone_manager",
+                                                             "greeting")
+    assert told.routing_key == f"org.informed.user.{manager}"
+
+
+def test_a_greeting_by_phone_follows_the_policy_through_the_change_path(tmp_path: Path) -> None:
+    """Forbidden: refused, nothing written; allowed: active at once; the owner (user 102)
+    acts on the "job" channel, so no permission is needed, and the audit chain holds."""
+    data = tmp_path / "data"
+    db = Database(sqlite_url(data))
+    db.migrate()
+    create_demo(db)
+    configure(db, Change("mailbox", "create", "102", {"pin": "1234"}),
+              Change("mailbox", "create", "777", {"name": "Front desk", "pin": "1234"}))
+    view = MailboxView(1, 1, "102", "Service Manager", True)
+    audio = Path("prompts/uploads/g.wav")
+    for policy, expected in (("forbidden", None), ("allowed", "active"),
+                             ("approval_required", "pending_approval")):
+        configure(db, Change("voicemail", "update", "settings", {"greeting_policy": policy}))
+        before = _audit_rows(db)
+        with db.session() as s:
+            if expected is None:
+                with pytest.raises(NotAllowed, match="not allowed by the tenant's greeting"):
+                    record_personal_greeting(s, view, audio)
+            else:
+                assert record_personal_greeting(s, view, audio) == expected
+        assert len(_audit_rows(db)) == len(before) + (0 if expected is None else 1)
+    with db.session() as s:  # a mailbox without a user: its own phone job is the owner
+        record_personal_greeting(s, MailboxView(2, 1, "777", "Front desk", True), audio)
+    rows = [r for r in _audit_rows(db) if r.resource_type == "greeting"]
+    assert [(r.actor, r.actor_kind, r.channel) for r in rows[-3:]] == [
+        ("102", "user", "job"), ("102", "user", "job"), ("job mailbox 777 owner", "job", "job")]
+    assert [json.loads(r.after)["status"] for r in rows[-3:]] == [
+        "active", "pending_approval", "pending_approval"]
+    with db.session() as s:
+        assert audit.verify(s).ok
+    db.close()
+
+
+def _audit_rows(db: Database) -> list[Any]:
+    with db.session() as s:
+        rows = list(s.query(AuditEntry).order_by(AuditEntry.id))
+        s.expunge_all()
+        return rows
+
+
+def _audit(box: Box, resource_type: str | None) -> list[Any]:
+    with box.db.session() as s:
+        query = s.query(AuditEntry).order_by(AuditEntry.seq)
+        if resource_type is not None:
+            query = query.filter(AuditEntry.resource_type == resource_type)
+        rows = list(query)
+        s.expunge_all()
+        return rows
 
 
 def _greetings(box: Box) -> list[Any]:

@@ -6,6 +6,7 @@ responses as a real UA would and reads what the engine sent it.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,13 @@ _seq = itertools.count(1)
 
 SDP_A = b"v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
 SDP_B = b"v=0\r\no=b 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4002 RTP/AVP 0\r\n"
+
+
+def with_main_number(directory: Directory, number: str = "100") -> None:
+    """Tenant 1 of ``directory`` gets ``number`` as its main number (calls to it walk the
+    tenant's call flow)."""
+    tenant = dataclasses.replace(directory.tenants[1], main_number=number)
+    directory.tenants[1] = directory.by_domain[tenant.sip_domain] = directory.default = tenant
 
 
 def make_directory(extensions: dict[str, str], ring_timeout: float = 20.0,

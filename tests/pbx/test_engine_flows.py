@@ -4,11 +4,10 @@ stored on the CDR. In memory, with the clock moved by hand."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime
 
 import pytest
-from inmemory import SDP_B, Net, Phone, make_directory
+from inmemory import SDP_B, Net, Phone, make_directory, with_main_number
 
 from frontdesk.pbx.flows import TenantRouting
 from frontdesk.routing.directory import StaticDirectory
@@ -23,8 +22,7 @@ STAFF = {"101": "pw101", "102": "pw102", "103": "pw103", "201": "pw201", "301": 
 
 def front_desk_net(at: float) -> Net:
     directory = make_directory(STAFF, ring_timeout=20)
-    tenant = dataclasses.replace(directory.tenants[1], main_number="100")
-    directory.tenants[1] = directory.by_domain[tenant.sip_domain] = directory.default = tenant
+    with_main_number(directory)
     names = {"101": "Office Manager", "102": "Service Manager", "103": "Service Coordinator",
              "201": "Technician One", "301": "Caller"}
     roles = {"office_manager": ["101"], "service_manager": ["102"],

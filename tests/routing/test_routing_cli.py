@@ -217,4 +217,36 @@ def test_rollback_and_publish_mistakes(demo) -> None:  # type: ignore[no-untyped
         in _run(demo, "flow", "rollback", "--actor", "x", code=2).output
     )
     assert "has no draft to publish" in _run(demo, "flow", "publish", "--actor", "x", code=2).output
-    assert "Missing option '--actor'" in _run(demo, "flow", "publish", code=2).output
+    assert "say who is making the change: --as USER" in _run(demo, "flow", "publish", code=2).output
+
+
+def _outside_file(tmp_path: Path) -> Path:
+    data = front_desk().to_json()
+    data["nodes"]["voicemail-after-hours"] = {"type": "transfer", "number": "+15559870000"}
+    path = tmp_path / "front-desk-outside.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_as_a_user_their_roles_apply_and_a_new_outside_number_waits_for_it(
+    demo, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    denied = _run(demo, "flow", "publish", "--file", str(_file(tmp_path)), "--as", "201",
+                  code=2).output  # fmt: skip
+    assert "201 may not draft flow front-desk (needs permission flow.draft)" in denied
+    assert "Traceback" not in denied
+    _run(demo, "role", "grant", "102", "contact_center_manager")
+    _run(demo, "role", "grant", "103", "technical_contact")
+    first = _run(demo, "flow", "publish", "--file", str(_file(tmp_path)), "--as", "102")
+    assert first.output.strip() == 'flow "front-desk" version 1 published by 102'
+    asked = _run(demo, "flow", "publish", "--file", str(_outside_file(tmp_path)), "--as", "102",
+                 "--reason", "after hours to the answering service").output  # fmt: skip
+    assert "change request filed (not applied yet): #" in asked
+    assert "waits for infrastructure owner" in asked
+    shown = _run(demo, "flow", "show").output
+    assert "+15559870000" not in shown  # calls still run version 1
+    number = asked.split("#", 1)[1].split(" ", 1)[0]
+    _run(demo, "change", "approve", number, "--as", "103")
+    assert "+15559870000" in _run(demo, "flow", "show").output
+    both = _run(demo, "flow", "discard", "--as", "102", "--actor", "x", code=2).output
+    assert "give --as USER or --actor NAME, not both" in both

@@ -77,3 +77,31 @@ def test_prepare_builds_the_holiday_calendars_ahead() -> None:
     assert info.currsize == 2 and info.misses == 2
     prepare(front_desk(), datetime(2031, 6, 1, tzinfo=UTC))
     assert _calendar.cache_info().hits == 2
+
+
+def test_the_engine_snapshot_routes_tenants_with_technicians_but_no_main_number(
+    db: Database,
+) -> None:
+    """The shield needs the flow even without a main number: a tenant with a technician gets
+    its routing in the engine's snapshot; one with neither technicians nor a main number
+    does not (nothing there runs a flow); a main number always does."""
+    from frontdesk.pbx.directory import load_directory as load_engine_directory
+    from frontdesk.store.models import Tenant
+
+    shielded, _ = _tenant(db)  # 201 "Technician One"
+    with db.session() as s:
+        plain = repo.create_tenant(s, "plain", "Plain", "plain.example")
+        repo.create_user_with_extension(s, plain, "101", "Front Desk", "pw", username="p101")
+        main = repo.create_tenant(s, "main", "Main", "main.example")  # the default "100"
+        for tenant in (s.get(Tenant, shielded), plain):
+            assert tenant is not None
+            tenant.settings = {**(tenant.settings or {}), "main_number": ""}  # switched off
+        plain_id, main_id = plain.id, main.id
+    with db.session() as s:
+        snapshot = load_engine_directory(s)
+    assert snapshot.tenants[shielded].main_number == ""
+    routing = snapshot.routing[shielded]
+    assert routing.directory.is_technician("201") and routing.flow.name == "front-desk"
+    assert "built-in template" in routing.label
+    assert plain_id not in snapshot.routing
+    assert main_id in snapshot.routing and snapshot.tenants[main_id].main_number == "100"

@@ -68,8 +68,11 @@ def node(draw: st.DrawFn, names: list[str]) -> dict[str, Any]:
         return {"type": "play", "message": "hello", "next": draw(to)}
     if kind == "menu":
         keys = draw(st.lists(st.sampled_from("0123456789*#"), min_size=1, max_size=4, unique=True))
+        retries = draw(st.integers(0, 2))
+        said = st.none() if retries == 0 else st.one_of(st.none(), st.just("hello"))
         return {"type": "menu", "prompt": "hello", "choices": {k: draw(to) for k in keys},
-                "retries": draw(st.integers(0, 2)), "no_input": draw(to), "invalid": draw(maybe)}  # fmt: skip
+                "retries": retries, "no_input": draw(to), "invalid": draw(maybe),
+                "invalid_prompt": draw(said), "no_input_prompt": draw(said)}  # fmt: skip
     if kind == "voicemail":
         return {"type": "voicemail", "mailbox": draw(st.sampled_from(MAILBOXES))}
     if kind == "queue":

@@ -455,3 +455,20 @@ def test_via_with_lws_and_compact_form_still_matches() -> None:
     assert txn.id == "z9hG4bKlws;192.0.2.10:5070;OPTIONS"
     assert txn.request.top_via.params["rport"] == "5070"
     assert layer.receive(parse_message(data), UAC, 0.1) == []  # the retransmission matches
+
+
+def test_completed_non_invite_forgets_parsed_views_but_still_answers_and_reads_them() -> None:
+    """A completed non-INVITE server transaction lingers 32 s for retransmissions only: the
+    parsed views of its messages are dropped (fewer objects for the collector) and come
+    back on demand; the retransmission still gets the same response bytes."""
+    layer = TransactionLayer()
+    txn = new_server_txn(layer, "REGISTER")
+    assert txn.request.cseq.method == "REGISTER" and txn.request._cseq is not None
+    layer.send_response(txn, make_response(txn.request, 200, to_tag="tt"), 0.0)
+    first = layer.drain()
+    assert txn.state is S.COMPLETED
+    assert txn.request._cseq is None and txn.request._top_via is None
+    assert txn.last_response is not None and txn.last_response._to is None
+    assert txn.request.cseq.method == "REGISTER" and txn.last_response.to.tag == "tt"
+    assert layer.receive(req("REGISTER"), UAC, 1.0) == []
+    assert layer.drain() == first

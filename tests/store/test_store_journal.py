@@ -318,3 +318,30 @@ def test_close_with_the_database_down_leaves_ops_for_the_next_start(
     assert restarted.replay() == 1
     assert contacts(db) == {"sip:a@h": 1}
     asyncio.run(restarted.close())
+
+
+def test_driver_level_upsert_writes_what_the_orm_reads_back(
+    db: Database, tenant_id: int, journal: Path
+) -> None:
+    """The upsert runs as compiled driver SQL: every column type still goes through its
+    bind processing (time zones, JSON, column defaults), live and from a replayed line."""
+    from datetime import timedelta, timezone
+
+    cest = timezone(timedelta(hours=2))
+    live = WriteBehind(db, journal)
+    live.submit(cdr(tenant_id, 1, answered_at=datetime(2026, 6, 1, 10, 0, 5, tzinfo=cest),
+                    ended_at=datetime(2026, 6, 1, 8, 1), path=None, extra={"k": [1, "x"]}))
+    asyncio.run(live.close())
+    crashed = WriteBehind(db, journal)  # a journal line (ISO strings) replayed at start-up
+    crashed.submit(cdr(tenant_id, 2, answered_at=datetime(2026, 6, 1, 10, 0, 5, tzinfo=cest)))
+    assert WriteBehind(db, journal).replay() == 1
+    with db.session() as s:
+        first, second = (s.get(Cdr, f"5f0c6d2e-0000-4000-8000-{n:012d}") for n in (1, 2))
+    assert first is not None and second is not None
+    for row in (first, second):
+        assert row.started_at == STARTED and row.started_at.tzinfo is not None
+        assert row.answered_at == datetime(2026, 6, 1, 8, 0, 5, tzinfo=UTC)
+        assert (row.duration, row.billsec) == (0.0, 0.0)  # left out: the column default
+    assert first.ended_at == datetime(2026, 6, 1, 8, 1, tzinfo=UTC)  # naive = UTC
+    assert first.path is None and first.extra == {"k": [1, "x"]}
+    assert second.ended_at is None and second.path is None

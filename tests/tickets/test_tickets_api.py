@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tickets_support import Acme
+from tickets_support import Acme, api_token
 
 from frontdesk.api.http import create_app
-from frontdesk.org.credentials import new_token
 from frontdesk.org.events import EventBus, Recorder
-from frontdesk.org.model import ApiToken, PermissionOverride, RoleAssignment
+from frontdesk.org.model import PermissionOverride, RoleAssignment
 from frontdesk.store.db import Database
 from frontdesk.store.models import User
 
@@ -69,17 +68,7 @@ def _seed(db: Database, acme: Acme) -> dict[str, str]:
         for name, (user_id, role) in people.items():
             if role:
                 s.add(RoleAssignment(tenant_id=acme.tenant_id, user_id=user_id, role=role))
-            token, digest = new_token()
-            s.add(
-                ApiToken(
-                    tenant_id=acme.tenant_id,
-                    user_id=user_id,
-                    name="t",
-                    kind="api",
-                    token_hash=digest,
-                )
-            )
-            tokens[name] = token
+            tokens[name] = api_token(s, acme.tenant_id, user_id)
         for role, permissions in GRANTS.items():
             s.add_all(
                 PermissionOverride(tenant_id=acme.tenant_id, role=role, permission=p, allowed=True)

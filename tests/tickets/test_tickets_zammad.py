@@ -138,3 +138,44 @@ def test_missed_call_hangup_cause(db: Database, acme: Acme) -> None:
         "callId": "c9",
         "cause": "cancel",
     }
+
+
+def test_voicemail_answer_and_transfer_are_zammad_answers() -> None:
+    """A call our media answered is answered by the user ``voicemail`` (Zammad keeps it
+    open); a transfer is a further ``answer`` naming the new user and number."""
+    call = {"tenant_id": 1, "call_id": "c-9", "caller": "+12125550100", "callee": "100"}
+    by_voicemail = events.CallAnswered(
+        **call,
+        answered_by=events.VOICEMAIL_USER,
+        answering_number=None,
+        answerer=events.ANSWERER_FRONTDESK,
+    )
+    assert zammad.cti_fields(by_voicemail) == [
+        ("event", "answer"),
+        ("from", "12125550100"),
+        ("to", "100"),
+        ("direction", "in"),
+        ("callId", "c-9"),
+        ("user[]", "voicemail"),
+    ]
+    moved = events.CallTransferred(
+        **call,
+        from_answered_by="voicemail",
+        from_answerer=events.ANSWERER_FRONTDESK,
+        to_answered_by="Sam Service-Manager",
+        to_number="102",
+        actor="user:7",
+    )
+    assert zammad.cti_fields(moved) == [
+        ("event", "answer"),
+        ("from", "12125550100"),
+        ("to", "100"),
+        ("direction", "in"),
+        ("callId", "c-9"),
+        ("user[]", "Sam Service-Manager"),
+        ("answeringNumber", "102"),
+    ]
+    data = moved.envelope()
+    assert data["event"] == "call.transferred"
+    assert (data["data"]["from_answered_by"], data["data"]["to_number"]) == ("voicemail", "102")
+    assert "call.transferred" in zammad.CTI_EVENTS

@@ -10,6 +10,18 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from sqlalchemy.orm import Session
+
+from frontdesk.org.credentials import new_token
+from frontdesk.org.model import ApiToken
+
+
+def api_token(s: Session, tenant_id: int, user_id: int) -> str:
+    """A new API token for the user, stored (hashed) in ``s``: the bearer token."""
+    token, digest = new_token()
+    s.add(ApiToken(tenant_id=tenant_id, user_id=user_id, name="t", kind="api", token_hash=digest))
+    return token
+
 
 @dataclass
 class Acme:

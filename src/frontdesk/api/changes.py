@@ -3,8 +3,9 @@ version history and rollback of every resource.
 
 Approving or rejecting needs ownership of a domain the request waits for (the matrix does
 not grant it; the domain owners are in ``org.roles.DOMAIN_OWNERS``). A rollback is an
-ordinary change through ``org.service`` (permission, change request, audit). This module
-never writes rows itself.
+ordinary change through ``org.service`` (permission, change request, audit); every kind
+registered with ``org`` is accepted, and a kind with its own rollback (call flows republish
+an earlier published version) is pointed there. This module never writes rows itself.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from frontdesk.api.schemas import (
 )
 from frontdesk.org import service, versions
 from frontdesk.org.audit import iso
-from frontdesk.org.errors import NotFound
+from frontdesk.org.errors import Invalid, NotFound
 from frontdesk.org.resources import kind_of
 
 router = APIRouter(prefix="/api/v1", tags=["change requests and versions"])
@@ -108,6 +109,12 @@ def list_versions(resource_type: Annotated[ResourceType, Query()], key: Key,
                                               **accepted()},
              summary="Bring a resource back to an earlier version")
 def rollback(body: RollbackIn, caller: CallerDep) -> Response:
+    kind = kind_of(body.resource_type)
+    if "rollback" in kind.actions and "update" not in kind.actions:
+        raise Invalid(f"a {kind.title} is not rolled back here: it has its own rollback, which "
+                      "republishes an earlier published version", field="resource_type",
+                      fix=f"POST /api/v1/{kind.name}s/{body.key}/rollback with to_version "
+                          f"(GET /api/v1/{kind.name}s/{body.key}/versions lists them)")
     with caller.session() as session:
         outcome = service.rollback(session, caller.actor, "api", body.resource_type, body.key,
                                    body.version, reason=body.reason)

@@ -45,7 +45,9 @@ from frontdesk.store.db import Database
 ROUTERS = (auth, tenants, sites, users, extensions, groups, roles, vendor_grants, changes,
            audit, coverage, cdrs, tickets)
 #: Optional feature routers, included when their module exists (routing builds flows).
-OPTIONAL_ROUTERS = ("frontdesk.routing.api", "frontdesk.media.api")  # media (issue #3)
+OPTIONAL_ROUTERS = ("frontdesk.routing.api", "frontdesk.media.api",  # media (issue #3)
+                    "frontdesk.api.events_ws",  # live events (issue #6)
+                    "frontdesk.api.trunks")  # SIP trunks
 
 DESCRIPTION = """Frontdesk's REST API. Sign in with `POST /api/v1/login` (or make a token with
 `frontdesk token create`) and send `Authorization: Bearer TOKEN`.

@@ -3,16 +3,19 @@
 Inputs are strict: unknown fields are refused, text has no control characters, numbers
 and times are bounded so nothing a client sends can overflow the database. Outputs mirror
 the snapshots ``org`` keeps of each resource. This module holds no logic beyond field
-constraints.
+constraints (the accepted resource types come from the kinds registered with ``org``).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from frontdesk.org.resources import kinds
+from frontdesk.org.roles import PERMISSIONS
 
 NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -35,8 +38,18 @@ RoleName = Literal["administrator", "decision_maker", "phone_manager", "technica
 Feature = Literal["voicemail", "call_pickup", "queue_login", "call_recording", "intercom",
                   "international_calls", "external_forwarding"]
 DigestAlgorithm = Literal["MD5", "SHA-256"]
-ResourceType = Literal["tenant", "site", "user", "extension", "group", "role_assignment",
-                       "permission", "vendor_grant"]
+
+
+def versioned_types() -> tuple[str, ...]:
+    """Every registered resource kind whose versions a person may read (it has a
+    ``<kind>.read`` permission; one's own API tokens have none), sorted."""
+    return tuple(sorted(name for name in kinds() if f"{name}.read" in PERMISSIONS))
+
+
+if TYPE_CHECKING:
+    ResourceType = str
+else:  # derived from the registry, so a new kind is reachable without editing this list
+    ResourceType = Literal[versioned_types()]
 
 
 def _utc_representable(moment: datetime) -> datetime:
@@ -58,6 +71,11 @@ class Input(BaseModel):
     def fields(self) -> dict[str, Any]:
         """The fields the client actually sent (null included)."""
         return self.model_dump(exclude_unset=True, mode="json")
+
+    def sent(self, *drop: str) -> dict[str, Any]:
+        """The fields sent (see ``fields``) that a change carries: less ``reason`` and the
+        names in ``drop`` (the key, which the change names separately)."""
+        return {k: v for k, v in self.fields().items() if k not in ("reason", *drop)}
 
 
 class WithReason(Input):

@@ -54,13 +54,6 @@ class TenantPatch(Input):
     reason: LongText = ""
 
 
-def _fields(body: Input) -> dict[str, Any]:
-    sent = body.fields()
-    sent.pop("slug", None)
-    sent.pop("reason", None)
-    return sent
-
-
 @router.get("", response_model=list[TenantOut], summary="My tenant")
 def list_tenants(caller: CallerDep) -> Any:
     return [read_one(caller, "tenant", caller.tenant_slug)]
@@ -75,7 +68,7 @@ def get_tenant(slug: SlugPath, caller: CallerDep) -> Any:
 @router.post("", response_model=TenantOut, status_code=201, responses=accepted(),
              summary="Create a tenant (administrators of the hosting tenant)")
 def create_tenant(body: TenantIn, caller: CallerDep) -> Response:
-    return caller.change(Change("tenant", "create", body.slug, _fields(body), body.reason),
+    return caller.change(Change("tenant", "create", body.slug, body.sent("slug"), body.reason),
                          created=True)
 
 
@@ -83,7 +76,7 @@ def create_tenant(body: TenantIn, caller: CallerDep) -> Response:
               summary="Change my tenant's name and settings")
 def update_tenant(slug: SlugPath, body: TenantPatch, caller: CallerDep) -> Response:
     _own(caller, slug)
-    return caller.change(Change("tenant", "update", slug, _fields(body), body.reason))
+    return caller.change(Change("tenant", "update", slug, body.sent("slug"), body.reason))
 
 
 def _own(caller: Caller, slug: str) -> None:

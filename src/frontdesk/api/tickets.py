@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy import select
 
-from frontdesk.api import tickets_directory, tickets_webhooks
+from frontdesk.api import tickets_calls, tickets_directory, tickets_webhooks
 from frontdesk.api.common import INT32, Caller, CallerDep
 from frontdesk.api.tickets_common import (
     SERVICE_REQUEST_CREATE,
@@ -59,6 +59,7 @@ from frontdesk.tickets.model import WorkingOn
 router = APIRouter(prefix="/api/v1/tickets", route_class=TicketsRoute)
 router.include_router(tickets_directory.router)
 router.include_router(tickets_webhooks.router)
+router.include_router(tickets_calls.router)
 requests = APIRouter(route_class=TicketsRoute, tags=["tickets: service requests"])
 RefPath = Annotated[RequestRef, Path(description="SR-<number>")]
 UserPath = Annotated[int, Path(ge=1, le=INT32)]

@@ -243,3 +243,41 @@ class DeliveryOut(BaseModel):
     delivered_at: str | None
     created_at: str
     history: list[dict[str, Any]]
+
+
+# --- answer-time actions on a call ---------------------------------------------------------
+
+ExtensionNumber = Annotated[
+    str, StringConstraints(min_length=1, max_length=32, pattern=r"^[0-9*#+]+$")
+]
+
+
+class CallRequestIn(Input):
+    """Open a request from the call; the caller's contact/company are taken from the caller
+    lookup unless given (an ambiguous caller needs one of them)."""
+
+    title: Text | None = None
+    contact_id: Id | None = None
+    company_id: Id | None = None
+    priority: Priority = "normal"
+    assignee_id: Id | None = None
+    note: NoteText | None = None
+
+
+class CallNoteIn(Input):
+    request: RequestRef = Field(description="the request the call is about, as SR-<number>")
+    text: NoteText | None = None
+
+
+class CallTransferIn(Input):
+    extension: ExtensionNumber | None = Field(
+        default=None, description="where to; default: the service manager's extension"
+    )
+    request: RequestRef | None = Field(default=None, description="note the transfer on it")
+
+
+class CallVoicemailIn(Input):
+    mailbox: ExtensionNumber | None = Field(
+        default=None, description="which mailbox; default: the service manager's"
+    )
+    request: RequestRef | None = Field(default=None, description="note it on this request")

@@ -50,10 +50,6 @@ class PasswordIn(Input):
     password: Password
 
 
-def _fields(body: Input) -> dict[str, Any]:
-    return {k: v for k, v in body.fields().items() if k not in ("username", "reason")}
-
-
 @router.get("", response_model=list[UserOut], summary="Users")
 def list_users(caller: CallerDep) -> Any:
     return read_all(caller, "user", select(User).where(User.tenant_id == caller.tenant_id)
@@ -68,14 +64,14 @@ def get_user(username: UsernamePath, caller: CallerDep) -> Any:
 @router.post("", response_model=UserOut, status_code=201, responses=accepted(),
              summary="Add a user")
 def create_user(body: UserIn, caller: CallerDep) -> Response:
-    return caller.change(Change("user", "create", body.username, _fields(body), body.reason),
-                         created=True)
+    change = Change("user", "create", body.username, body.sent("username"), body.reason)
+    return caller.change(change, created=True)
 
 
 @router.patch("/{username}", response_model=UserOut, responses=accepted(),
               summary="Change a user")
 def update_user(username: UsernamePath, body: UserPatch, caller: CallerDep) -> Response:
-    return caller.change(Change("user", "update", username, _fields(body), body.reason))
+    return caller.change(Change("user", "update", username, body.sent("username"), body.reason))
 
 
 @router.put("/{username}/password", status_code=204, responses=accepted(),

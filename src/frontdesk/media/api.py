@@ -1,17 +1,19 @@
 """/api/v1/voicemail: mailboxes, messages (list, download as WAV, mark heard, delete),
-mailbox checks, the compliance report, and approving greetings recorded by phone.
+mailbox checks and the compliance report; the configuration endpoints (greeting settings,
+mailboxes, greeting approval) are in `media.api_config`, self-service menus in
+`media.api_menus`; both included below.
 
 Who may open a mailbox: the person whose extension it is, the people responsible for
 checking it (extension numbers or user names in its ``responsible`` list), and whoever may
-change extensions (``extension.update``: Phone Manager, Contact-Center Manager,
+change mailboxes (``mailbox.update``: Phone Manager, contact-center manager,
 administrator). Opening a mailbox's messages is a check (channel ``web``) for the compliance
-report, as listening through *97 is by phone. The compliance report needs ``coverage.read``
-(Service Manager, business owners); approving a greeting needs ``user.update`` (the Phone
-Manager) until the permission matrix has voicemail permissions of its own.
+report, as listening through *97 is by phone. The compliance report needs ``mailbox.read``
+(service manager, business owners, Decision Maker).
 
 Lamps follow changes made here within seconds (the voicemail service re-reads counts).
 Endpoints are plain functions FastAPI runs in worker threads; errors are the ownership
-layer's (problem+json naming the thing and the fix). Never another tenant's rows.
+layer's (problem+json naming the thing and the fix). Never another tenant's rows; never a
+configuration change except through ``org.service``.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ from fastapi.responses import FileResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from frontdesk.api.common import INT32, Caller, CallerDep
-from frontdesk.media import compliance
+from frontdesk.api.common import Caller, CallerDep
+from frontdesk.media import api_config, api_menus, compliance
 from frontdesk.media import voicemail_store as store
-from frontdesk.media.model import Greeting, Mailbox, VoicemailMessage
+from frontdesk.media.model import Mailbox, VoicemailMessage
 from frontdesk.org.access import resolve_access
-from frontdesk.org.errors import Conflict, NotAllowed, NotFound
+from frontdesk.org.errors import NotAllowed, NotFound
 from frontdesk.store.models import Extension, User, utcnow
 
 router = APIRouter(prefix="/api/v1/voicemail", tags=["Voicemail"])
@@ -40,11 +42,7 @@ MessageId = Annotated[str, UrlPath(pattern=r"^[A-Za-z0-9-]{1,36}$")]
 
 
 def _data_dir(request: Request) -> Path:
-    server = request.app.state.server
-    configured = getattr(getattr(server, "config", None), "data_dir", None)
-    if configured is not None:
-        return Path(configured)
-    return Path(getattr(request.app.state, "data_dir", "."))
+    return api_config.data_dir_of(request)
 
 
 def _identities(session: Session, caller: Caller) -> set[str]:
@@ -70,7 +68,7 @@ def _may_open(session: Session, caller: Caller, box: Mailbox) -> bool:
     if _identities(session, caller) & people:
         return True
     return resolve_access(session, caller.actor, caller.tenant_id, None, utcnow()).allows(
-        "extension.update"
+        "mailbox.update"
     )
 
 
@@ -226,7 +224,7 @@ def compliance_report(
     end = _aware(until) or now
     start = _aware(since) or end - timedelta(days=7)
     with caller.session() as session:
-        caller.require(session, "coverage.read")
+        caller.require(session, "mailbox.read")
         return [
             r.as_dict()
             for r in compliance.report(session, caller.tenant_id, start, end, now, mailbox)
@@ -239,24 +237,5 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-@router.post("/greetings/{greeting_id}/{decision}", summary="Approve or reject a greeting")
-def decide_greeting(
-    greeting_id: Annotated[int, UrlPath(ge=1, le=INT32)],
-    decision: Annotated[str, UrlPath(pattern="^(approve|reject)$")],
-    caller: CallerDep,
-) -> dict[str, Any]:
-    with caller.session() as session:
-        caller.require(session, "user.update")
-        found = session.get(Greeting, greeting_id)
-        if found is None or found.tenant_id != caller.tenant_id:
-            raise NotFound(
-                f"greeting {greeting_id} does not exist in your tenant",
-                fix="see `frontdesk voicemail greeting list`",
-            )
-        try:
-            row = store.decide_greeting(
-                session, greeting_id, approve=decision == "approve", by=caller.actor.name
-            )
-        except store.VoicemailError as exc:
-            raise Conflict(str(exc), fix="only a greeting pending approval can be decided") from exc
-        return {"id": row.id, "status": row.status, "decided_by": row.decided_by}
+router.include_router(api_config.router)  # the configuration endpoints share this prefix
+router.include_router(api_menus.router)  # self-service menus (/menus) too

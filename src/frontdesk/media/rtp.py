@@ -189,6 +189,9 @@ class RtpStream:
         #: is playing; None from it means silence this frame
         self.source: Callable[[], bytes | None] | None = None
         self.closed = False
+        #: True: send nothing (the caller is being re-INVITEd to another phone, whose RTP
+        #: must be the only one it gets from then on; pbx.callcontrol_live)
+        self.paused = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
@@ -280,7 +283,7 @@ class RtpStream:
     def tick(self) -> None:
         """One 20 ms frame: a telephone-event packet, the next prompt frame, or silence."""
         sender = self._sender
-        if sender is None or self.closed:
+        if sender is None or self.closed or self.paused:
             return
         timestamp = sender.current_timestamp
         event = self._dtmf_out.next_packet(timestamp)

@@ -7,6 +7,11 @@ involved, the data directory. Message audio lives at
 written before the row: `reconcile` re-creates rows for files a crash left without one, so
 a message is never lost between its fsync and its commit. PINs are salted scrypt hashes.
 
+Configuration — the greeting template and policy, mailboxes, recorded greetings and their
+approval — is never written here: it changes only through ``org.service`` (the kinds in
+`media.kinds`), so every change is permission-checked, versioned and audited. This module
+holds the rules those kinds reuse (PIN hashing, template rendering) and the messages.
+
 Blocking (database and disk): call it through ``asyncio.to_thread`` from the event loop.
 Errors a person causes raise `VoicemailError` with the thing and the fix named.
 """
@@ -30,12 +35,12 @@ from sqlalchemy.orm import Session
 
 from frontdesk.media.model import (
     DEFAULT_TEMPLATE,
-    GREETING_POLICIES,
     Greeting,
     Mailbox,
     VoicemailMessage,
     VoicemailSettings,
 )
+from frontdesk.media.prompts import PromptLibrary
 from frontdesk.media.wav import fsync_dir, recover_partials
 
 log = logging.getLogger("frontdesk.voicemail")
@@ -72,21 +77,22 @@ def verify_pin(pin: str, stored: str) -> bool:
 
 
 # --- settings and the greeting template --------------------------------------------------------
+def default_settings(tenant_id: int) -> VoicemailSettings:
+    """A tenant's settings before anyone changed them (a new row, not added to a session)."""
+    return VoicemailSettings(
+        tenant_id=tenant_id,
+        greeting_template=DEFAULT_TEMPLATE,
+        variables={},
+        greeting_policy="approval_required",
+        voice="en-us",
+        max_message_seconds=180,
+    )
+
+
 def settings(s: Session, tenant_id: int) -> VoicemailSettings:
-    """The tenant's voicemail settings (created with defaults on first use)."""
+    """The tenant's voicemail settings (the defaults until changed; never written here)."""
     row = s.scalar(select(VoicemailSettings).where(VoicemailSettings.tenant_id == tenant_id))
-    if row is None:
-        row = VoicemailSettings(
-            tenant_id=tenant_id,
-            greeting_template=DEFAULT_TEMPLATE,
-            variables={},
-            greeting_policy="approval_required",
-            voice="en-us",
-            max_message_seconds=180,
-        )
-        s.add(row)
-        s.flush()
-    return row
+    return row if row is not None else default_settings(tenant_id)
 
 
 def template_fields(template: str) -> list[str]:
@@ -126,37 +132,6 @@ def render_greeting(template: str, variables: dict[str, Any], mailbox: Mailbox |
     return template.format(**values)
 
 
-def set_template(
-    s: Session,
-    tenant_id: int,
-    *,
-    template: str | None = None,
-    variables: dict[str, str] | None = None,
-    policy: str | None = None,
-    max_message_seconds: int | None = None,
-) -> VoicemailSettings:
-    row = settings(s, tenant_id)
-    if policy is not None:
-        if policy not in GREETING_POLICIES:
-            raise VoicemailError(
-                f"greeting policy {policy!r} is not one of {', '.join(GREETING_POLICIES)}"
-            )
-        row.greeting_policy = policy
-    if variables:
-        row.variables = {**(row.variables or {}), **variables}
-    if template is not None:
-        row.greeting_template = template
-    if max_message_seconds is not None:
-        if not 10 <= max_message_seconds <= 3600:
-            raise VoicemailError("the maximum message length must be 10 to 3600 seconds")
-        row.max_message_seconds = max_message_seconds
-    render_greeting(
-        row.greeting_template, row.variables or {}, Mailbox(name="Example", number="100")
-    )  # every placeholder has a value
-    row.updated_at = datetime.now(UTC)
-    return row
-
-
 # --- mailboxes ---------------------------------------------------------------------------------
 def get_mailbox(s: Session, tenant_id: int, number: str) -> Mailbox | None:
     return s.scalar(select(Mailbox).where(Mailbox.tenant_id == tenant_id, Mailbox.number == number))
@@ -179,38 +154,6 @@ def require_mailbox(s: Session, tenant_id: int, number: str) -> Mailbox:
             f"mailbox {number!r} does not exist (mailboxes: {known}); create "
             f"it with `frontdesk voicemail mailbox add {number} --pin PIN`"
         )
-    return box
-
-
-def create_mailbox(
-    s: Session,
-    tenant_id: int,
-    number: str,
-    name: str,
-    pin: str,
-    *,
-    no_answer: bool = True,
-    responsible: list[str] | None = None,
-    escalate_to: str | None = None,
-) -> Mailbox:
-    if get_mailbox(s, tenant_id, number) is not None:
-        raise VoicemailError(
-            f"mailbox {number!r} already exists; change it with "
-            f"`frontdesk voicemail mailbox set {number}`"
-        )
-    box = Mailbox(
-        tenant_id=tenant_id,
-        number=number,
-        name=name,
-        pin_hash=hash_pin(pin),
-        no_answer_to_voicemail=no_answer,
-        max_messages=100,
-        responsible=list(responsible or [number]),
-        escalate_to=escalate_to,
-    )
-    s.add(box)
-    s.flush()
-    settings(s, tenant_id)
     return box
 
 
@@ -330,6 +273,15 @@ def reconcile(s: Session, data_dir: Path) -> list[str]:
     return added
 
 
+def import_new(library: PromptLibrary, wav: Path) -> tuple[Path, bool]:
+    """Check and convert an uploaded greeting (PromptError if unusable); return where it is
+    stored and whether that file is new (uploads are stored by content, so the same audio
+    uploaded twice is one file: only a new one may be removed when its change is refused)."""
+    before = set((library.root / "uploads").glob("*.wav"))
+    stored = library.import_upload(wav)
+    return stored, stored not in before
+
+
 # --- greetings -------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class GreetingChoice:
@@ -370,58 +322,8 @@ def active_greeting(s: Session, data_dir: Path, box: Mailbox) -> GreetingChoice:
         )
 
 
-def add_greeting(
-    s: Session,
-    data_dir: Path,
-    box: Mailbox | None,
-    tenant_id: int,
-    audio: Path,
-    *,
-    kind: str,
-    by: str,
-) -> Greeting:
-    """Store a recorded greeting under the tenant's policy: a personal greeting recorded by
-    phone needs the policy to allow it (and maybe the Phone Manager's approval)."""
-    conf = settings(s, tenant_id)
-    status = "active"
-    if box is not None and kind == "phone":
-        if conf.greeting_policy == "forbidden":
-            raise VoicemailError(
-                "personal greetings are not allowed by the tenant's greeting "
-                "policy; the Phone Manager can change it"
-            )
-        if conf.greeting_policy == "approval_required":
-            status = "pending_approval"
-    row = Greeting(
-        tenant_id=tenant_id,
-        mailbox_id=box.id if box else None,
-        kind=kind,
-        status=status,
-        audio_path=audio.relative_to(data_dir).as_posix(),
-        created_by=by[:128],
-    )
-    s.add(row)
-    s.flush()
-    if status == "active":
-        _replace_others(s, row)
-    return row
-
-
-def decide_greeting(s: Session, greeting_id: int, *, approve: bool, by: str) -> Greeting:
-    row = s.get(Greeting, greeting_id)
-    if row is None or row.status != "pending_approval":
-        raise VoicemailError(
-            f"greeting {greeting_id} is not waiting for approval (see "
-            "`frontdesk voicemail greeting list`)"
-        )
-    row.status = "active" if approve else "rejected"
-    row.decided_by, row.decided_at = by[:128], datetime.now(UTC)
-    if approve:
-        _replace_others(s, row)
-    return row
-
-
-def _replace_others(s: Session, row: Greeting) -> None:
+def replace_others(s: Session, row: Greeting) -> None:
+    """Mark the other active greetings of the same mailbox (or tenant-wide) replaced."""
     same = (
         Greeting.mailbox_id.is_(None)
         if row.mailbox_id is None

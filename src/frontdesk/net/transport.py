@@ -23,16 +23,23 @@ log = logging.getLogger("frontdesk.net")
 MessageHandler = Callable[[bytes, Peer], None]
 MAX_TCP_CONNECTIONS = 10_000
 TCP_IDLE_TIMEOUT = 3600.0
+MAX_CACHED_PEERS = 10_000  # UDP source addresses whose Peer is reused (then start afresh)
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, owner: SipTransport) -> None:
         self.owner = owner
+        self.peers: dict[tuple[str, int], Peer] = {}  # Peer is immutable: one per address
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if is_keepalive(data):  # CRLF keep-alives from phones behind NAT
             return
-        self.owner.on_message(data, Peer("udp", addr[0], addr[1]))
+        peer = self.peers.get(addr)
+        if peer is None:
+            if len(self.peers) >= MAX_CACHED_PEERS:
+                self.peers.clear()
+            peer = self.peers[addr] = Peer("udp", addr[0], addr[1])
+        self.owner.on_message(data, peer)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and the like: the transaction layer's timers deal with it

@@ -5,9 +5,9 @@ A ``ResourceKind`` knows, for its resource type: how to find a row by key, its s
 (JSON-safe, never secrets), how to validate and normalise requested fields, which domain
 each field belongs to, and how to create/update/delete rows. ``service.apply_change``
 drives them; nothing else calls their writers. A new feature plugs in by subclassing
-``ResourceKind`` and calling ``register`` — that is where routing's call flows go: a
-``flow`` kind whose ``field_domain`` says that pointing a node at a trunk touches
-infrastructure.
+``ResourceKind`` and calling ``register`` — routing's call flows do (``routing/kind.py``,
+listed in ``PLUGIN_KINDS``): a ``flow`` kind whose ``field_domain`` says that pointing a
+transfer at an outside number (a trunk) touches infrastructure.
 
 Kinds must never check permissions, write audit rows or versions, or commit: the service
 does that around them, in the caller's transaction.
@@ -15,7 +15,10 @@ does that around them, in the caller's transaction.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -166,8 +169,22 @@ def kinds() -> dict[str, ResourceKind]:
     return dict(_REGISTRY)
 
 
+#: Kinds that features above org/ register (imported by name, so org/ never depends on
+#: them): routing/'s call flows, media/'s voicemail configuration.
+PLUGIN_KINDS = (
+    "frontdesk.routing.kind",
+    "frontdesk.media.kinds",
+    "frontdesk.pbx.trunk_kind",
+)
+
+
 def _load_builtin_kinds() -> None:
     from frontdesk.org import kinds_access, kinds_people  # noqa: F401  (they register)
+
+    for module in PLUGIN_KINDS:
+        if module not in sys.modules:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(module)
 
 
 # --- validation helpers shared by the kinds ------------------------------------------------

@@ -108,6 +108,16 @@ RESOURCE_ACTIONS: Mapping[str, tuple[str, ...]] = {
     "audit": ("read", "verify"),
     "coverage": ("read",),
     "cdr": ("read",),
+    # call flows (routing/): save or discard a draft, publish it, roll back to an earlier one
+    "flow": ("read", "draft", "discard", "publish", "rollback"),
+    # voicemail (media/kinds.py): greeting settings, mailboxes, recorded greetings
+    "voicemail": ("read", "update"),
+    "mailbox": ("read", "create", "update", "delete"),
+    "greeting": ("read", "create", "update"),
+    # self-service menus (media/kinds_menu.py)
+    "menu": ("read", "create", "update", "delete"),
+    # SIP trunks to carriers (pbx/trunk_kind.py): infrastructure
+    "trunk": ("read", "create", "update", "delete"),
 }
 
 PERMISSIONS: frozenset[str] = frozenset(
@@ -138,10 +148,18 @@ _CONFIG = ("tenant", "site", "user", "extension", "group", "role_assignment", "p
 READ_CONFIG = _all(_CONFIG, "read")
 READ_EVERYTHING = _all(RESOURCE_ACTIONS, "read")
 _PEOPLE_DIRECTORY = frozenset({"user.read", "extension.read", "group.read"})
+#: Greetings and messages (business domain): the greeting template and policy, mailboxes,
+#: and deciding which recorded greeting plays (approving one recorded by phone); and the
+#: self-service menus callers press their way through.
+_VOICEMAIL_OWNER = _all(("voicemail", "mailbox", "greeting", "menu"), "read", "create", "update",
+                        "delete")
+_FLOWS = frozenset({"flow.read", "flow.draft", "flow.discard", "flow.publish", "flow.rollback"})
 _BUSINESS_OWNER = (
     READ_CONFIG
     | {"tenant.update", "role_assignment.create", "role_assignment.delete", "permission.update"}
     | {"cdr.read", "audit.read", "coverage.read", "change_request.read"}
+    | _FLOWS
+    | {"trunk.read"}
 )
 
 #: THE default permission matrix: role -> permissions. Tenants adjust it with overrides.
@@ -149,17 +167,23 @@ DEFAULT_PERMISSIONS: Mapping[Role, frozenset[str]] = {
     Role.ADMINISTRATOR: PERMISSIONS,
     Role.DECISION_MAKER: READ_EVERYTHING
     | {"role_assignment.create", "role_assignment.delete", "audit.verify"},
-    Role.PHONE_MANAGER: _BUSINESS_OWNER | _all(("user", "extension", "group"), "create", "update", "delete"),
+    Role.PHONE_MANAGER: _BUSINESS_OWNER | _all(("user", "extension", "group"), "create", "update", "delete")
+    | _VOICEMAIL_OWNER,
     Role.CONTACT_CENTER_MANAGER: _BUSINESS_OWNER
     | _all(("group",), "create", "update", "delete")
-    | {"extension.update"},
+    | {"extension.update"}
+    | _VOICEMAIL_OWNER,
     Role.TECHNICAL_CONTACT: READ_CONFIG
     | _all(("site", "vendor_grant"), "read", "create", "update", "delete")
-    | {"tenant.update", "audit.read", "audit.verify", "coverage.read", "change_request.read"},
-    Role.EMERGENCY_CONTACT: READ_CONFIG | {"coverage.read", "cdr.read"},
+    | {"tenant.update", "audit.read", "audit.verify", "coverage.read", "change_request.read"}
+    | {"flow.read"}
+    | _all(("trunk",), "read", "create", "update", "delete"),
+    Role.EMERGENCY_CONTACT: READ_CONFIG | {"coverage.read", "cdr.read", "flow.read"},
     Role.VENDOR: frozenset({"tenant.read"}),
-    Role.OFFICE_MANAGER: _PEOPLE_DIRECTORY | {"tenant.read", "cdr.read"},
-    Role.SERVICE_MANAGER: _PEOPLE_DIRECTORY | {"tenant.read", "cdr.read", "coverage.read"},
+    Role.OFFICE_MANAGER: _PEOPLE_DIRECTORY | {"tenant.read", "cdr.read", "flow.read"},
+    Role.SERVICE_MANAGER: _PEOPLE_DIRECTORY
+    | {"tenant.read", "cdr.read", "coverage.read", "flow.read"}
+    | {"mailbox.read"},
     Role.SERVICE_COORDINATOR: _PEOPLE_DIRECTORY | {"tenant.read", "cdr.read"},
     Role.TECHNICIAN: _PEOPLE_DIRECTORY,
     Role.AGENT: _PEOPLE_DIRECTORY,
@@ -177,6 +201,12 @@ INFORMED: Mapping[str, tuple[Role, ...]] = {
     "role_assignment": (Role.DECISION_MAKER, Role.PHONE_MANAGER),
     "permission": (Role.DECISION_MAKER, Role.TECHNICAL_CONTACT),
     "vendor_grant": (Role.DECISION_MAKER, Role.TECHNICAL_CONTACT),
+    "flow": (Role.CONTACT_CENTER_MANAGER, Role.PHONE_MANAGER, Role.OFFICE_MANAGER),
+    "voicemail": (Role.PHONE_MANAGER, Role.CONTACT_CENTER_MANAGER),
+    "mailbox": (Role.PHONE_MANAGER, Role.SERVICE_MANAGER),
+    "greeting": (Role.PHONE_MANAGER,),
+    "menu": (Role.PHONE_MANAGER, Role.CONTACT_CENTER_MANAGER),
+    "trunk": (Role.TECHNICAL_CONTACT, Role.DECISION_MAKER),
 }
 
 

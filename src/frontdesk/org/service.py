@@ -93,7 +93,7 @@ def apply_change(session: Session, actor: Actor, channel: str, change: Change, *
         raise Invalid(f"unknown channel {channel!r}", field="channel",
                       fix=f"use one of {', '.join(CHANNELS)}")
     plan = _plan(session, actor, change, now)
-    if plan.change.action == "update" and not plan.diff:
+    if plan.change.action not in ("create", "delete") and not plan.diff:
         return ChangeOutcome("unchanged", plan.kind.name, plan.key, plan.before, plan.before)
     if plan.missing:
         return _request(plan, channel)
@@ -134,8 +134,19 @@ def _plan(session: Session, actor: Actor, change: Change, now: datetime) -> _Pla
     if missing and tenant_id is None:
         raise NotAllowed(f"creating a {kind.title} needs the owners of both domains",
                          fix="ask an administrator")
-    diff = [{"field": f, "before": old, "after": new} for f, (old, new) in changed.items()]
+    diff = [_diff_entry(kind, f, old, new) for f, (old, new) in changed.items()]
     return _Plan(kind, ctx, change, key, row, fields, before, diff, access, permission, missing)
+
+
+def _diff_entry(kind: ResourceKind, field: str, old: Any, new: Any) -> dict[str, Any]:
+    """``{"field", "before", "after"}``, plus ``changes`` (readable lines) when the kind
+    explains the field, e.g. a flow document's steps added/removed/changed."""
+    entry = {"field": field, "before": old, "after": new}
+    explain = getattr(kind, "explain_change", None)
+    changes = explain(field, old, new) if explain is not None else None
+    if changes:
+        entry["changes"] = list(changes)
+    return entry
 
 
 def _access(ctx: ApplyContext, kind: ResourceKind, row: Any, change: Change,
@@ -229,13 +240,14 @@ def _write(plan: _Plan) -> tuple[str, Any, dict[str, Any] | None]:
             row = kind.create(ctx, plan.key, plan.fields)
             ctx.session.flush()
             return kind.key_of(row), row, kind.snapshot(_for_row(ctx, kind, row), row)
-        if action == "update":
-            kind.update(ctx, plan.row, plan.fields)
+        if action == "delete":
+            after = kind.delete(ctx, plan.row)
             ctx.session.flush()
-            return plan.key or "", plan.row, kind.snapshot(ctx, plan.row)
-        after = kind.delete(ctx, plan.row)
+            return plan.key or "", plan.row, after
+        # "update", or a kind's own named update (a flow's "publish"): same write, own permission
+        kind.update(ctx, plan.row, plan.fields)
         ctx.session.flush()
-        return plan.key or "", plan.row, after
+        return plan.key or "", plan.row, kind.snapshot(ctx, plan.row)
     except IntegrityError as exc:
         raise Conflict(f"{kind.title} {plan.key or ''} clashes with existing data: "
                        f"{str(exc.orig).splitlines()[0] if exc.orig else exc}",
@@ -270,11 +282,16 @@ def _apply(plan: _Plan, channel: str, change_request: ChangeRequest | None,
         tenant_id=tenant_id, resource_type=kind.name, resource_key=key,
         action=plan.change.action, version=version, actor=actor.name, channel=channel,
         audit_seq=entry.seq, change_request_id=request_id)
-    summary_text = f"{kind.title} {key} {plan.change.action}d by {actor.name}: " + diff_text(
+    summary_text = f"{kind.title} {key} {_past(plan.change.action)} by {actor.name}: " + diff_text(
         plan.diff)
     informed = _inform(ctx.session, tenant_id, kind.name, key, summary_text, actor, request_id)
     return ChangeOutcome("applied", kind.name, key, plan.before, after, tuple(plan.diff),
                          version, change_request, entry.seq, (applied, *informed))
+
+
+def _past(action: str) -> str:
+    """``created``, ``published``, ``rolled back``."""
+    return "rolled back" if action == "rollback" else action + ("d" if action.endswith("e") else "ed")
 
 
 def _inform(session: Session, tenant_id: int, resource_type: str, key: str, summary_text: str,
@@ -303,7 +320,8 @@ def holders(session: Session, tenant_id: int, roles: set[Role]) -> set[int]:
 
 def diff_text(diff: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> str:
     """``ring_timeout: 30 -> 15; digest_algorithms: ['MD5'] -> ['SHA-256']``."""
-    return "; ".join(f"{d['field']}: {_show(d['before'])} -> {_show(d['after'])}"
+    return "; ".join(f"{d['field']}: " + (", ".join(d["changes"]) if d.get("changes")
+                                          else f"{_show(d['before'])} -> {_show(d['after'])}")
                      for d in diff) or "no change"
 
 

@@ -87,8 +87,15 @@ class _Relay:
 class CallManager:
     """All live calls of one engine."""
 
-    def __init__(self, tx: TransactionLayer, timers: Timers, *, via_host: str,
-                 cdr_sink: Any, wall_offset: float = 0.0) -> None:
+    def __init__(
+        self,
+        tx: TransactionLayer,
+        timers: Timers,
+        *,
+        via_host: str,
+        cdr_sink: Any,
+        wall_offset: float = 0.0,
+    ) -> None:
         self.tx = tx
         self.timers = timers
         self.via_host = via_host
@@ -101,6 +108,14 @@ class CallManager:
         self.completed = 0
         # media (issue #3): the endpoint takes callers whose callee did not answer (voicemail)
         self.no_answer: Callable[[Call, float], bool] | None = None
+        from frontdesk.pbx.callcontrol import CallControl  # it builds on this module
+
+        self.control = CallControl(self)  # re-bridges (RFC 3725) and re-INVITEs we send
+        # tickets (issue #6): told of each fork (whose phone rings) for the screen pop;
+        # must only note it, never block or raise
+        self.on_fork: Callable[[Call, Binding], None] | None = None
+        # trunks: a carrier's 401/407 on a leg; True when answered (the leg goes on)
+        self.on_challenge: Callable[[Call, BLeg, Response, float], bool] | None = None
 
     # --- helpers ------------------------------------------------------------------------
     def contact(self, peer: Peer) -> str:
@@ -110,9 +125,18 @@ class CallManager:
     def _wall(self, now: float) -> float:
         return now + self.wall_offset
 
-    def _respond(self, stx: ServerTransaction, request: Request, status: int, now: float,
-                 to_tag: str | None = None, body: bytes = b"", content_type: str | None = None,
-                 contact: bool = False, reason: str | None = None) -> Response:
+    def _respond(
+        self,
+        stx: ServerTransaction,
+        request: Request,
+        status: int,
+        now: float,
+        to_tag: str | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        contact: bool = False,
+        reason: str | None = None,
+    ) -> Response:
         resp = make_response(request, status, reason, to_tag=to_tag, body=body)
         if body:
             resp.headers.add("Content-Type", content_type or "application/sdp")
@@ -123,14 +147,33 @@ class CallManager:
         return resp
 
     # --- a new call ---------------------------------------------------------------------
-    def start(self, stx: ServerTransaction, invite: Request, tenant: TenantInfo, caller: str,
-              caller_name: str, callee: ExtensionInfo, bindings: list[Binding],
-              now: float, walk: Any = None) -> Call:
+    def start(
+        self,
+        stx: ServerTransaction,
+        invite: Request,
+        tenant: TenantInfo,
+        caller: str,
+        caller_name: str,
+        callee: ExtensionInfo,
+        bindings: list[Binding],
+        now: float,
+        walk: Any = None,
+    ) -> Call:
         """Fork the INVITE to every binding of ``callee`` and start ringing."""
         call = Call(
-            id=str(uuid.uuid4()), tenant=tenant, caller=caller, caller_name=caller_name,
-            callee=callee.number, a_tx=stx, a_invite=invite, a_peer=stx.peer, a_tag=new_tag(),
-            b_call_id=new_call_id(), b_from_tag=new_tag(), started=now, walk=walk,
+            id=str(uuid.uuid4()),
+            tenant=tenant,
+            caller=caller,
+            caller_name=caller_name,
+            callee=callee.number,
+            a_tx=stx,
+            a_invite=invite,
+            a_peer=stx.peer,
+            a_tag=new_tag(),
+            b_call_id=new_call_id(),
+            b_from_tag=new_tag(),
+            started=now,
+            walk=walk,
         )
         self.calls[stx.id] = call
         self._write_cdr(call, now)
@@ -141,8 +184,7 @@ class CallManager:
         call.ring_timer = self.timers.add(now + callee.ring_timeout, self._ring_timeout, call)
         return call
 
-    def ring_more(self, call: Call, bindings: list[Binding], timeout: float,
-                  now: float) -> None:
+    def ring_more(self, call: Call, bindings: list[Binding], timeout: float, now: float) -> None:
         """The flow's next ring step on a call still ringing: fork to ``bindings``."""
         mf = call.a_invite.headers.get("Max-Forwards")
         max_forwards = int(mf) - 1 if mf and mf.isdigit() else 69
@@ -169,8 +211,10 @@ class CallManager:
     def _fork(self, call: Call, binding: Binding, max_forwards: int, now: float) -> None:
         a = call.a_invite
         h = Headers()
-        h.add("Via", f"SIP/2.0/{binding.peer.transport.upper()} {self.via_host};"
-                     f"branch={new_branch()};rport")
+        h.add(
+            "Via",
+            f"SIP/2.0/{binding.peer.transport.upper()} {self.via_host};branch={new_branch()};rport",
+        )
         h.add("Max-Forwards", str(max_forwards))
         name = call.caller_name.replace("\\", "").replace('"', "")
         display = f'"{name}" ' if name else ""
@@ -188,6 +232,8 @@ class CallManager:
         leg = BLeg(binding, invite, ctx)
         call.legs.append(leg)
         self.legs[ctx.id] = (call, leg)
+        if self.on_fork is not None:
+            self.on_fork(call, binding)
 
     # --- responses from B legs ----------------------------------------------------------
     def on_leg_response(self, ctx: ClientTransaction, resp: Response, now: float) -> bool:
@@ -206,6 +252,8 @@ class CallManager:
             return True
         if status < 300:
             self._on_leg_answered(call, leg, resp, now)
+        elif status in (401, 407) and self.on_challenge and self.on_challenge(call, leg, resp, now):
+            return True  # re-sent with credentials: the leg goes on
         else:
             self._on_leg_failed(call, leg, status, now)
         if call.state == "ended":
@@ -222,9 +270,16 @@ class CallManager:
         if resp.status == 100 or call.state != "ringing":
             return
         status = 183 if resp.body else 180
-        self._respond(call.a_tx, call.a_invite, status, now, to_tag=call.a_tag,
-                      body=resp.body, content_type=resp.headers.get("Content-Type"),
-                      contact=True)
+        self._respond(
+            call.a_tx,
+            call.a_invite,
+            status,
+            now,
+            to_tag=call.a_tag,
+            body=resp.body,
+            content_type=resp.headers.get("Content-Type"),
+            contact=True,
+        )
 
     def _on_leg_answered(self, call: Call, leg: BLeg, resp: Response, now: float) -> None:
         if leg is call.answered:  # 2xx retransmission: ACK again
@@ -240,29 +295,39 @@ class CallManager:
         call.state = "answered"
         call.answered_at = now
         self.timers.cancel(call.ring_timer)
-        leg.dialog = Dialog.from_uac(leg.invite, resp, self.contact(leg.binding.peer),
-                                     self.via_host, leg.binding.peer)
+        leg.dialog = Dialog.from_uac(
+            leg.invite, resp, self.contact(leg.binding.peer), self.via_host, leg.binding.peer
+        )
         if call.a_invite.body:  # offer was in the INVITE: ACK B now
             self._ack_leg(leg, b"", None)
         for other in call.legs:
             if other is not leg:
                 self._cancel_leg(other, now)
-        a_resp = self._respond(call.a_tx, call.a_invite, 200, now, to_tag=call.a_tag,
-                               body=resp.body, content_type=resp.headers.get("Content-Type"),
-                               contact=True)
+        a_resp = self._respond(
+            call.a_tx,
+            call.a_invite,
+            200,
+            now,
+            to_tag=call.a_tag,
+            body=resp.body,
+            content_type=resp.headers.get("Content-Type"),
+            contact=True,
+        )
         call.awaiting_a_ack = True
         if call.walk is not None:
             call.walk.runner.answered(call, leg.binding.aor, now)
-        call.a_dialog = Dialog.from_uas(call.a_invite, a_resp, self.contact(call.a_peer),
-                                        self.via_host, call.a_peer)
+        call.a_dialog = Dialog.from_uas(
+            call.a_invite, a_resp, self.contact(call.a_peer), self.via_host, call.a_peer
+        )
         self.dialogs[(call.a_invite.call_id, call.a_tag)] = (call, "a")
         self.dialogs[(call.b_call_id, call.b_from_tag)] = (call, "b")
         self._write_cdr(call, now)
 
     def _ack_leg(self, leg: BLeg, body: bytes, content_type: str | None) -> None:
         assert leg.dialog is not None
-        leg.ack = leg.dialog.request("ACK", new_branch(), body, content_type,
-                                     cseq=leg.invite.cseq.number)
+        leg.ack = leg.dialog.request(
+            "ACK", new_branch(), body, content_type, cseq=leg.invite.cseq.number
+        )
         self.tx.send_stateless(leg.ack, leg.binding.peer)
 
     def _on_leg_failed(self, call: Call, leg: BLeg, status: int, now: float) -> None:
@@ -282,15 +347,19 @@ class CallManager:
         self.timers.cancel(call.ring_timer)
         for leg in call.legs:
             self._cancel_leg(leg, now)
-        if call.walk is not None and side != "caller" \
-                and call.walk.runner.ring_failed(call, status, now):
+        if (
+            call.walk is not None
+            and side != "caller"
+            and call.walk.runner.ring_failed(call, status, now)
+        ):
             return  # the flow goes on (next ring step, voicemail, ...)
         if status in (408, 480) and self._voicemail_takes(call, now):  # media (issue #3)
             return
         reason = "No Answer" if status == 480 and side == "system" else None
         self._respond(call.a_tx, call.a_invite, status, now, to_tag=call.a_tag, reason=reason)
         disposition = {486: "busy", 600: "busy", 603: "rejected", 487: "cancelled"}.get(
-            status, "no-answer" if side == "system" else "failed")
+            status, "no-answer" if side == "system" else "failed"
+        )
         self._end(call, now, disposition, side, status)
 
     def _voicemail_takes(self, call: Call, now: float) -> bool:
@@ -333,20 +402,23 @@ class CallManager:
     def _ack_and_bye(self, invite: Request, resp: Response, peer: Peer, now: float) -> None:
         """A 2xx we no longer want: confirm the dialog and end it at once."""
         dialog = Dialog.from_uac(invite, resp, self.contact(peer), self.via_host, peer)
-        self.tx.send_stateless(
-            dialog.request("ACK", new_branch(), cseq=invite.cseq.number), peer)
+        self.tx.send_stateless(dialog.request("ACK", new_branch(), cseq=invite.cseq.number), peer)
         self.tx.send_request(dialog.request("BYE", new_branch()), peer, now)
 
     def on_stray_response(self, resp: Response, source: Peer, now: float) -> None:
         """A 2xx to an INVITE whose transaction is gone: re-ACK it if it is a live call's
         answer (our ACK was lost), otherwise confirm and end the unwanted dialog."""
-        if resp.status // 100 != 2 or resp.cseq.method != "INVITE":
+        if resp.status // 100 != 2 or resp.cseq.method != "INVITE" or self.control.on_stray(resp):
             return
         found = self.dialogs.get((resp.call_id, resp.from_.tag or ""))
         if found is not None:
             leg = found[0].answered
-            if leg is not None and leg.ack is not None and leg.dialog is not None \
-                    and leg.dialog.remote_tag == (resp.to.tag or ""):
+            if (
+                leg is not None
+                and leg.ack is not None
+                and leg.dialog is not None
+                and leg.dialog.remote_tag == (resp.to.tag or "")
+            ):
                 self.tx.send_stateless(leg.ack, leg.binding.peer)
                 return
         contacts = resp.contacts
@@ -360,16 +432,22 @@ class CallManager:
         invite = Request("INVITE", str(contacts[0].uri), h)
         self._ack_and_bye(invite, resp, source, now)
 
-    def on_cancel(self, cancel_tx: ServerTransaction, cancel: Request,
-                  invite_tx: ServerTransaction | None, now: float) -> None:
+    def on_cancel(
+        self,
+        cancel_tx: ServerTransaction,
+        cancel: Request,
+        invite_tx: ServerTransaction | None,
+        now: float,
+    ) -> None:
         """The caller hung up before answer."""
         self._respond(cancel_tx, cancel, 200, now)
         call = self.calls.get(invite_tx.id) if invite_tx is not None else None
         if call is not None and call.state == "ringing":
             self._fail(call, 487, now, "caller")
 
-    def _end(self, call: Call, now: float, disposition: str, side: str,
-             sip_code: int | None) -> None:
+    def _end(
+        self, call: Call, now: float, disposition: str, side: str, sip_code: int | None
+    ) -> None:
         call.state = "ended"
         self.calls.pop(call.a_tx.id, None)
         for leg in call.legs:
@@ -377,22 +455,33 @@ class CallManager:
                 self.legs.pop(leg.tx.id, None)
         self.dialogs.pop((call.a_invite.call_id, call.a_tag), None)
         self.dialogs.pop((call.b_call_id, call.b_from_tag), None)
+        self.control.call_ended(call, now)  # a re-bridge moving this caller stops
         self.completed += 1
         self._write_cdr(call, now, disposition, side, sip_code)
 
-    def _write_cdr(self, call: Call, now: float, disposition: str | None = None,
-                   side: str | None = None, sip_code: int | None = None) -> None:
+    def _write_cdr(
+        self,
+        call: Call,
+        now: float,
+        disposition: str | None = None,
+        side: str | None = None,
+        sip_code: int | None = None,
+    ) -> None:
         ended = now if disposition is not None else None
         answered = call.answered_at
         record = {
-            "id": call.id, "tenant_id": call.tenant.id, "call_id": call.a_invite.call_id,
-            "caller": call.caller, "caller_name": call.caller_name or None,
+            "id": call.id,
+            "tenant_id": call.tenant.id,
+            "call_id": call.a_invite.call_id,
+            "caller": call.caller,
+            "caller_name": call.caller_name or None,
             "callee": call.callee,
             "callee_answered_by": call.answered.binding.aor if call.answered else None,
             "started_at": self._wall(call.started),
             "answered_at": self._wall(answered) if answered is not None else None,
             "ended_at": self._wall(ended) if ended is not None else None,
-            "disposition": disposition, "hangup_side": side,
+            "disposition": disposition,
+            "hangup_side": side,
             "duration": (ended - call.started) if ended is not None else 0.0,
             "billsec": (ended - answered) if ended is not None and answered else 0.0,
             "sip_code": sip_code,
@@ -420,9 +509,11 @@ class CallManager:
             self._end(call, now, "answered", "caller" if side == "a" else "callee", None)
             return True
         if req.method == "INVITE":
+            if self.control.pending_reinvite(mine):  # glare (RFC 3261 §14.2)
+                self._respond(stx, req, 491, now)
+                return True
             mine.update_target(req)
-        fwd = other.request(req.method, new_branch(), req.body,
-                            req.headers.get("Content-Type"))
+        fwd = other.request(req.method, new_branch(), req.body, req.headers.get("Content-Type"))
         for name in ("Event", "Subscription-State", "Info-Package"):
             value = req.headers.get(name)
             if value is not None:
@@ -434,20 +525,26 @@ class CallManager:
     def on_relay_response(self, ctx: ClientTransaction, resp: Response, now: float) -> bool:
         relay = self.relays.get(ctx.id)
         if relay is None:
-            return False
+            return self.control.on_response(ctx, resp, now)
         if resp.status == 100:
             return True
         if resp.status >= 200:
             del self.relays[ctx.id]
         is_invite = relay.request.method == "INVITE"
         ok = 200 <= resp.status < 300
-        self._respond(relay.server_tx, relay.request, resp.status, now, body=resp.body,
-                      content_type=resp.headers.get("Content-Type"),
-                      contact=is_invite and ok, reason=resp.reason)
+        self._respond(
+            relay.server_tx,
+            relay.request,
+            resp.status,
+            now,
+            body=resp.body,
+            content_type=resp.headers.get("Content-Type"),
+            contact=is_invite and ok,
+            reason=resp.reason,
+        )
         if is_invite and ok:
             relay.to_dialog.update_target(resp)
-            ack = relay.to_dialog.request("ACK", new_branch(),
-                                          cseq=relay.forwarded.cseq.number)
+            ack = relay.to_dialog.request("ACK", new_branch(), cseq=relay.forwarded.cseq.number)
             self.tx.send_stateless(ack, relay.to_dialog.peer)
         return True
 
@@ -463,8 +560,11 @@ class CallManager:
             if leg is not None and leg.ack is None:
                 self._ack_leg(leg, ack.body, ack.headers.get("Content-Type"))
 
-    def on_timeout(self, transaction: ClientTransaction | ServerTransaction, timer: str,
-                   now: float) -> None:
+    def on_timeout(
+        self, transaction: ClientTransaction | ServerTransaction, timer: str, now: float
+    ) -> None:
+        if self.control.on_timeout(transaction, now):
+            return
         found = self.legs.get(transaction.id)
         if found is not None:
             self._on_leg_failed(found[0], found[1], 408, now)
@@ -478,8 +578,9 @@ class CallManager:
             # our 2xx was never acknowledged: the caller is gone; end both sides
             answered = unacked.answered
             if answered is not None and answered.dialog is not None:
-                self.tx.send_request(answered.dialog.request("BYE", new_branch()),
-                                     answered.binding.peer, now)
+                self.tx.send_request(
+                    answered.dialog.request("BYE", new_branch()), answered.binding.peer, now
+                )
             self._end(unacked, now, "failed", "system", 408)
 
 

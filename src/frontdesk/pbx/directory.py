@@ -67,8 +67,11 @@ class Directory:
     default: TenantInfo | None = None
     extensions: dict[tuple[int, str], ExtensionInfo] = field(default_factory=dict)
     credentials: dict[tuple[int, str], Credential] = field(default_factory=dict)
-    #: per tenant with a main number: its flow and routing directory (pbx.flows.TenantRouting)
+    #: per tenant with a main number or technicians: its flow and routing directory
+    #: (pbx.flows.TenantRouting)
     routing: dict[int, Any] = field(default_factory=dict)
+    #: SIP trunks of every tenant (pbx.trunk_model.TrunkInfo)
+    trunks: tuple[Any, ...] = ()
 
     _host_cache: dict[str, TenantInfo | None] = field(default_factory=dict)
 
@@ -108,8 +111,12 @@ def load_directory(session: Session) -> Directory:
     for t in session.scalars(select(Tenant)):
         settings = {**TENANT_SETTING_DEFAULTS, **(t.settings or {})}
         info = TenantInfo(
-            id=t.id, slug=t.slug, name=t.name, sip_domain=t.sip_domain.lower(),
-            is_default=bool(t.default), ring_timeout=float(settings["ring_timeout"]),
+            id=t.id,
+            slug=t.slug,
+            name=t.name,
+            sip_domain=t.sip_domain.lower(),
+            is_default=bool(t.default),
+            ring_timeout=float(settings["ring_timeout"]),
             allow_unauthenticated_loopback=bool(settings["allow_unauthenticated_loopback"]),
             digest_algorithms=tuple(str(a).upper() for a in settings["digest_algorithms"]),
             main_number=str(settings.get("main_number") or ""),
@@ -125,22 +132,32 @@ def load_directory(session: Session) -> Directory:
         tenant = d.tenants[e.tenant_id]
         timeout = float(e.ring_timeout) if e.ring_timeout else tenant.ring_timeout
         d.extensions[(e.tenant_id, e.number)] = ExtensionInfo(
-            e.tenant_id, e.number, e.display_name, timeout, e.max_contacts)
+            e.tenant_id, e.number, e.display_name, timeout, e.max_contacts
+        )
         ext_numbers[e.id] = e.number
     for c in session.scalars(select(SipCredential)):
         number = ext_numbers.get(c.extension_id)
         if number is None:
             continue
         d.credentials[(c.tenant_id, c.auth_username)] = Credential(
-            c.tenant_id, c.auth_username, number, c.ha1_md5, c.ha1_sha256)
+            c.tenant_id, c.auth_username, number, c.ha1_md5, c.ha1_sha256
+        )
     for tenant in d.tenants.values():
-        if tenant.main_number:
-            d.routing[tenant.id] = load_routing(session, tenant.id)
+        routing = load_routing(session, tenant.id, needed=bool(tenant.main_number))
+        if routing is not None:
+            d.routing[tenant.id] = routing
+    from frontdesk.pbx.trunk_model import load_trunks
+
+    d.trunks = load_trunks(session)
     return d
 
 
-def load_routing(session: Session, tenant_id: int) -> Any:
-    """The tenant's published flow (or the front-desk template) and routing directory."""
+def load_routing(session: Session, tenant_id: int, needed: bool = True) -> Any:
+    """The tenant's published flow (or the front-desk template) and routing directory.
+
+    A tenant without a main number still needs them when it has technicians: the shield
+    sends their shielded callers into the published flow. ``needed=False`` answers None for
+    a tenant that has neither (nothing on it runs a flow)."""
     from datetime import UTC, datetime
 
     from frontdesk.pbx.flows import TenantRouting
@@ -148,7 +165,9 @@ def load_routing(session: Session, tenant_id: int) -> Any:
     from frontdesk.routing.directory import load_directory as load_routing_directory
     from frontdesk.routing.evaluate import prepare
 
+    people = load_routing_directory(session, tenant_id)
+    if not needed and not people.technicians:
+        return None
     loaded = versions.load_flow(session, tenant_id)
     prepare(loaded.document, datetime.now(UTC))
-    return TenantRouting(loaded.document, load_routing_directory(session, tenant_id),
-                         loaded.label)
+    return TenantRouting(loaded.document, people, loaded.label)

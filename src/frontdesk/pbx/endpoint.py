@@ -97,6 +97,7 @@ class MediaEndpoint:
         self.by_invite: dict[str, MediaCall] = {}
         self._byes: set[str] = set()
         self._refers: dict[str, MediaCall] = {}
+        self.handed_over: set[str] = set()  # calls the B2BUA took (pbx.callcontrol_live)
         self.answered = 0
 
     def attach(self) -> MediaEndpoint:
@@ -366,6 +367,10 @@ class MediaEndpoint:
         if self.by_dialog.pop(key, None) is not None and not by_remote:
             self._send_bye(call)
         self.by_invite.pop(call.stx.id, None)
+        if call.id in self.handed_over:  # bridged to a phone now: the B2BUA has its CDR
+            self.handed_over.discard(call.id)
+            self.wakeup()
+            return
         self._cdr(call, self.now(), ended=True, side="caller" if by_remote else "system")
         self.wakeup()
 
@@ -417,6 +422,8 @@ class MediaEndpoint:
             self.tx.send_response(stx, make_response(req, 200), now)
             log.info("call %s: the caller hung up", call.label)
             self._ended_by_peer(call, "hangup")
+        elif method == "INVITE" and self.engine.calls.control.pending_reinvite(call.dialog):
+            self.tx.send_response(stx, make_response(req, 491), now)  # glare: ours is out
         elif method == "INVITE":
             self._reinvite(call, stx, req, now)
         elif method == "INFO":

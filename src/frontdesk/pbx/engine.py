@@ -25,6 +25,7 @@ from frontdesk.pbx.keepalive import Qualifier
 from frontdesk.pbx.location import LocationService
 from frontdesk.pbx.registrar import Registrar
 from frontdesk.pbx.timers import Timers
+from frontdesk.pbx.trunks import TrunkRouter
 from frontdesk.sip.auth import AuthParseError, DigestAuthenticator, parse_credentials
 from frontdesk.sip.errors import SipParseError
 from frontdesk.sip.message import Request, Response, make_response, parse_message
@@ -49,8 +50,22 @@ log = logging.getLogger("frontdesk.engine")
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
 KNOWN_METHODS = frozenset(
-    ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE", "NOTIFY",
-     "MESSAGE", "SUBSCRIBE", "PUBLISH", "REFER", "PRACK")
+    (
+        "INVITE",
+        "ACK",
+        "CANCEL",
+        "BYE",
+        "OPTIONS",
+        "REGISTER",
+        "INFO",
+        "UPDATE",
+        "NOTIFY",
+        "MESSAGE",
+        "SUBSCRIBE",
+        "PUBLISH",
+        "REFER",
+        "PRACK",
+    )
 )
 ACCEPTED_BODIES = ("application/sdp", "multipart/mixed", "multipart/alternative")
 
@@ -58,9 +73,17 @@ ACCEPTED_BODIES = ("application/sdp", "multipart/mixed", "multipart/alternative"
 class SipEngine:
     """Registrar + B2BUA front door for all tenants."""
 
-    def __init__(self, directory: Directory, location: LocationService, *, via_host: str,
-                 secret: bytes, cdr_sink: Callable[[dict[str, Any]], None],
-                 guard: AuthFailureGuard | None = None, wall_offset: float = 0.0) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        location: LocationService,
+        *,
+        via_host: str,
+        secret: bytes,
+        cdr_sink: Callable[[dict[str, Any]], None],
+        guard: AuthFailureGuard | None = None,
+        wall_offset: float = 0.0,
+    ) -> None:
         self.directory = directory
         self.location = location
         self.tx = TransactionLayer()
@@ -70,13 +93,17 @@ class SipEngine:
         self.guard = guard or AuthFailureGuard()
         self.registrar = Registrar(location)
         self.flows = FlowRunner(self)
+        self.trunks = TrunkRouter(self)  # SIP trunks: carriers in and out
 
         def store_cdr(record: dict[str, Any]) -> None:
             self.flows.cdr_fields(record)  # the flow's path and shield decision
+            self.trunks.cdr_fields(record)  # which trunk, which direction
             cdr_sink(record)
 
-        self.calls = CallManager(self.tx, self.timers, via_host=via_host, cdr_sink=store_cdr,
-                                 wall_offset=wall_offset)
+        self.calls = CallManager(
+            self.tx, self.timers, via_host=via_host, cdr_sink=store_cdr, wall_offset=wall_offset
+        )
+        self.calls.on_challenge = self.trunks.on_challenge  # a carrier's 401/407
         self.qualifier = Qualifier(self.tx, location, self.timers, via_host=via_host)
         self.stats: Counter[str] = Counter()
         self.endpoint: MediaEndpoint | None = None  # media (issue #3): MediaEndpoint.attach
@@ -100,12 +127,14 @@ class SipEngine:
             self._malformed(e, source, message if isinstance(message, Request) else None)
         except Exception:  # a bug of ours: contain it, never crash the server or hang a peer
             self.stats["internal_errors"] += 1
-            log.exception("internal error handling %r from %s:%s", message, source.host,
-                          source.port)
+            log.exception(
+                "internal error handling %r from %s:%s", message, source.host, source.port
+            )
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for d in (self.tx.next_timer(), self.timers.next_deadline())
-                     if d is not None]
+        deadlines = [
+            d for d in (self.tx.next_timer(), self.timers.next_deadline()) if d is not None
+        ]
         return min(deadlines) if deadlines else None
 
     def on_timer(self, now: float) -> None:
@@ -128,8 +157,11 @@ class SipEngine:
             self._on_request(event.transaction, event.request, event.source, now)
         elif isinstance(event, ResponseReceived):
             tx, resp = event.transaction, event.response
-            if not self.qualifier.on_response(tx, resp.status) and \
-                    not self.calls.on_relay_response(tx, resp, now):
+            if (
+                not self.qualifier.on_response(tx, resp.status)
+                and not self.trunks.on_response(tx, resp, now)
+                and not self.calls.on_relay_response(tx, resp, now)
+            ):
                 self.calls.on_leg_response(tx, resp, now)
         elif isinstance(event, AckReceived):
             self.calls.on_ack(event.request, now)
@@ -137,8 +169,13 @@ class SipEngine:
             self.calls.on_cancel(event.transaction, event.request, event.invite, now)
         elif isinstance(event, TransactionTimedOut):
             timed_out = event.transaction
-            if not (isinstance(timed_out, ClientTransaction)
-                    and self.qualifier.on_timeout(timed_out)):
+            if not (
+                isinstance(timed_out, ClientTransaction)
+                and (
+                    self.qualifier.on_timeout(timed_out)
+                    or self.trunks.registrar.on_timeout(timed_out, now)
+                )
+            ):
                 self.calls.on_timeout(timed_out, event.timer, now)
         elif isinstance(event, StrayResponse):
             self.stats["stray_responses"] += 1
@@ -160,8 +197,9 @@ class SipEngine:
         req = partial if partial is not None else e.partial
         if not isinstance(req, Request) or req.method == "ACK" or "Via" not in req.headers:
             self.stats["malformed_dropped"] += 1
-            log.debug("dropped malformed message from %s:%s: %s", source.host, source.port,
-                      e.reason)
+            log.debug(
+                "dropped malformed message from %s:%s: %s", source.host, source.port, e.reason
+            )
             return
         reason = _phrase(e.reason)
         head = "Version Not Supported" if e.status == 505 else "Bad Request"
@@ -172,15 +210,21 @@ class SipEngine:
         except SipParseError:
             self.stats["malformed_dropped"] += 1
 
-    def _answer(self, stx: ServerTransaction, req: Request, status: int, now: float,
-                reason: str | None = None, headers: tuple[tuple[str, str], ...] = ()) -> None:
+    def _answer(
+        self,
+        stx: ServerTransaction,
+        req: Request,
+        status: int,
+        now: float,
+        reason: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         resp = make_response(req, status, reason, to_tag=new_tag())
         for name, value in headers:
             resp.headers.add(name, value)
         self.tx.send_response(stx, resp, now)
 
-    def _on_request(self, stx: ServerTransaction, req: Request, source: Peer,
-                    now: float) -> None:
+    def _on_request(self, stx: ServerTransaction, req: Request, source: Peer, now: float) -> None:
         method = req.method
         if req.to.tag is not None:
             if not self.calls.on_in_dialog(stx, req, now):
@@ -194,8 +238,17 @@ class SipEngine:
         if method == "REGISTER":
             self._on_register(stx, req, source, now)
         elif method == "OPTIONS":
-            self._answer(stx, req, 200, now, headers=(
-                ("Allow", ALLOW), ("Accept", "application/sdp"), ("Accept-Language", "en")))
+            self._answer(
+                stx,
+                req,
+                200,
+                now,
+                headers=(
+                    ("Allow", ALLOW),
+                    ("Accept", "application/sdp"),
+                    ("Accept-Language", "en"),
+                ),
+            )
         elif method == "INVITE":
             self._on_invite(stx, req, source, now)
         elif method == "SUBSCRIBE" and self.endpoint is not None:  # media (issue #3): MWI
@@ -212,8 +265,9 @@ class SipEngine:
         if scheme not in ("sip", "sips"):
             self._answer(stx, req, 416, now)
             return False
-        unsupported = [o for o in req.headers.values("Require")
-                       if o.lower() not in SUPPORTED_EXTENSIONS]
+        unsupported = [
+            o for o in req.headers.values("Require") if o.lower() not in SUPPORTED_EXTENSIONS
+        ]
         if unsupported:
             self._answer(stx, req, 420, now, headers=(("Unsupported", ", ".join(unsupported)),))
             return False
@@ -223,8 +277,10 @@ class SipEngine:
                 self._answer(stx, req, 415, now, headers=(("Accept", "application/sdp"),))
                 return False
             accept = req.headers.values("Accept")
-            if accept and not any(a.split(";")[0].strip().lower() in
-                                  ("application/sdp", "application/*", "*/*") for a in accept):
+            if accept and not any(
+                a.split(";")[0].strip().lower() in ("application/sdp", "application/*", "*/*")
+                for a in accept
+            ):
                 self._answer(stx, req, 406, now, headers=(("Accept", "application/sdp"),))
                 return False
         return True
@@ -239,8 +295,9 @@ class SipEngine:
             self._authenticators[algorithms] = auth
         return auth
 
-    def _authenticate(self, stx: ServerTransaction, req: Request, tenant: TenantInfo,
-                      source: Peer, now: float) -> Credential | None:
+    def _authenticate(
+        self, stx: ServerTransaction, req: Request, tenant: TenantInfo, source: Peer, now: float
+    ) -> Credential | None:
         """The credential that signed ``req``, or None after answering 401/407."""
         proxy = req.method != "REGISTER"
         header = "Proxy-Authorization" if proxy else "Authorization"
@@ -254,34 +311,42 @@ class SipEngine:
                 continue
             cred = self.directory.credential(tenant.id, creds.username)
             result = self.authenticator(tenant).verify(
-                creds, req.method, tenant.realm, now, _ha1_lookup(cred))
+                creds, req.method, tenant.realm, now, _ha1_lookup(cred)
+            )
             if result.ok and cred is not None:
                 self.guard.record_success(source.host, now)
                 return cred
             if result.failed_attempt:
                 self.stats["auth_failures"] += 1
                 if self.guard.record_failure(source.host, now):
-                    log.warning("blocking %s after repeated failed authentication "
-                                "(last user %r)", source.host, creds.username)
+                    log.warning(
+                        "blocking %s after repeated failed authentication (last user %r)",
+                        source.host,
+                        creds.username,
+                    )
             self._challenge(stx, req, tenant, now, stale=result.stale)
             return None
         self._challenge(stx, req, tenant, now)
         return None
 
-    def _challenge(self, stx: ServerTransaction, req: Request, tenant: TenantInfo, now: float,
-                   stale: bool = False) -> None:
+    def _challenge(
+        self,
+        stx: ServerTransaction,
+        req: Request,
+        tenant: TenantInfo,
+        now: float,
+        stale: bool = False,
+    ) -> None:
         proxy = req.method != "REGISTER"
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
         values = self.authenticator(tenant).challenge(tenant.realm, now, stale=stale)
-        self._answer(stx, req, 407 if proxy else 401, now,
-                     headers=tuple((name, v) for v in values))
+        self._answer(stx, req, 407 if proxy else 401, now, headers=tuple((name, v) for v in values))
 
     def _trusted(self, tenant: TenantInfo, source: Peer) -> bool:
         return tenant.allow_unauthenticated_loopback and _is_loopback(source.host)
 
     # --- REGISTER and INVITE --------------------------------------------------------------
-    def _on_register(self, stx: ServerTransaction, req: Request, source: Peer,
-                     now: float) -> None:
+    def _on_register(self, stx: ServerTransaction, req: Request, source: Peer, now: float) -> None:
         to_uri = req.to.uri
         tenant = self.directory.tenant_for_host(to_uri.host)
         if tenant is None:
@@ -295,8 +360,14 @@ class SipEngine:
             if cred is None:
                 return
             if cred.extension_number != aor:
-                self._answer(stx, req, 403, now, reason="Forbidden (credentials are for "
-                             f"extension {cred.extension_number}, not {aor[:32]})")
+                self._answer(
+                    stx,
+                    req,
+                    403,
+                    now,
+                    reason="Forbidden (credentials are for "
+                    f"extension {cred.extension_number}, not {aor[:32]})",
+                )
                 return
             extension = self.directory.extension(tenant.id, aor)
         if extension is None:
@@ -305,10 +376,11 @@ class SipEngine:
         self.tx.send_response(stx, self.registrar.register(req, extension, source, now), now)
         self.stats["registers"] += 1
 
-    def _on_invite(self, stx: ServerTransaction, req: Request, source: Peer,
-                   now: float) -> None:
+    def _on_invite(self, stx: ServerTransaction, req: Request, source: Peer, now: float) -> None:
         ruri = req.ruri
         tenant = self.directory.tenant_for_host(ruri.host)
+        if self.trunks.inbound(stx, req, source, now):
+            return  # from a carrier's address: routed by DID, never challenged
         if tenant is None:
             self._answer(stx, req, 404, now, reason="Not Found (unknown domain)")
             return
@@ -332,35 +404,57 @@ class SipEngine:
             self.flows.start(stx, req, tenant, caller, name, dialled, now)
             return
         callee = self.directory.extension(tenant.id, dialled)
-        if callee is None:
-            self._answer(stx, req, 404, now)
-            return
         caller_ext = self.directory.extension(tenant.id, caller)
         caller_name = caller_ext.display_name if caller_ext else req.from_.display_text
-        bindings = [b for b in self.location.lookup(tenant.id, callee.number, now)
-                    if b.reachable]
+        if callee is None:
+            if not self.trunks.outbound(stx, req, tenant, caller, caller_name, dialled, now):
+                self._answer(stx, req, 404, now)
+            return
+        bindings = [b for b in self.location.lookup(tenant.id, callee.number, now) if b.reachable]
         if not bindings:
             self._answer(stx, req, 480, now, reason="Temporarily Unavailable (not registered)")
             self._record_unreachable(stx, req, tenant, caller, caller_name, callee.number, now)
             return
         self.calls.start(stx, req, tenant, caller, caller_name, callee, bindings, now)
 
-    def _record_unreachable(self, stx: ServerTransaction, req: Request, tenant: TenantInfo,
-                            caller: str, caller_name: str, callee: str, now: float) -> None:
+    def _record_unreachable(
+        self,
+        stx: ServerTransaction,
+        req: Request,
+        tenant: TenantInfo,
+        caller: str,
+        caller_name: str,
+        callee: str,
+        now: float,
+    ) -> None:
         wall = now + self.calls.wall_offset
-        self.calls.cdr_sink({
-            "id": _uuid(), "tenant_id": tenant.id, "call_id": req.call_id, "caller": caller,
-            "caller_name": caller_name or None, "callee": callee, "callee_answered_by": None,
-            "started_at": wall, "answered_at": None, "ended_at": wall,
-            "disposition": "failed", "hangup_side": "system", "duration": 0.0,
-            "billsec": 0.0, "sip_code": 480,
-        })
+        self.calls.cdr_sink(
+            {
+                "id": _uuid(),
+                "tenant_id": tenant.id,
+                "call_id": req.call_id,
+                "caller": caller,
+                "caller_name": caller_name or None,
+                "callee": callee,
+                "callee_answered_by": None,
+                "started_at": wall,
+                "answered_at": None,
+                "ended_at": wall,
+                "disposition": "failed",
+                "hangup_side": "system",
+                "duration": 0.0,
+                "billsec": 0.0,
+                "sip_code": 480,
+            }
+        )
 
 
 def _ha1_lookup(cred: Credential | None) -> Callable[[str, str], str | None]:
     """The stored HA1 of ``cred`` per algorithm (None for an unknown user)."""
+
     def lookup(_username: str, algorithm: str) -> str | None:
         return cred.ha1(algorithm) if cred is not None else None
+
     return lookup
 
 

@@ -29,6 +29,7 @@ from typing import TypeVar
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _V = TypeVar("_V")
+_MEMO_SIZE = 4096  # remembered source addresses (source_key, is_exempt)
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,23 @@ class AuthFailureGuard:
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
         self._successes: OrderedDict[str, float] = OrderedDict()
         self._blocks: OrderedDict[str, SourceBlocked] = OrderedDict()
+        # address parsing costs more than the rest of a successful digest check: remember
+        # the answers per source address (both depend only on settings fixed at start)
+        self._keys: dict[str, str] = {}
+        self._exempt_memo: dict[str, bool] = {}
 
     # ---- queries
 
     def source_key(self, source_ip: str) -> str:
         """The key a source is counted under: the normalised address, or its IPv6 prefix."""
+        key = self._keys.get(source_ip)
+        if key is None:
+            if len(self._keys) >= _MEMO_SIZE:  # bounded: a scan from many addresses
+                self._keys.clear()
+            key = self._keys[source_ip] = self._source_key(source_ip)
+        return key
+
+    def _source_key(self, source_ip: str) -> str:
         try:
             addr = ipaddress.ip_address(source_ip.strip("[]"))
         except ValueError:
@@ -105,6 +118,14 @@ class AuthFailureGuard:
         return str(addr)
 
     def is_exempt(self, source_ip: str) -> bool:
+        exempt = self._exempt_memo.get(source_ip)
+        if exempt is None:
+            if len(self._exempt_memo) >= _MEMO_SIZE:
+                self._exempt_memo.clear()
+            exempt = self._exempt_memo[source_ip] = self._is_exempt(source_ip)
+        return exempt
+
+    def _is_exempt(self, source_ip: str) -> bool:
         try:
             addr = ipaddress.ip_address(source_ip.strip("[]"))
         except ValueError:

@@ -20,8 +20,15 @@ from frontdesk.sip.uri import SipURI
 
 
 class Qualifier:
-    def __init__(self, tx: TransactionLayer, location: LocationService, timers: Timers, *,
-                 via_host: str, interval: float = 30.0) -> None:
+    def __init__(
+        self,
+        tx: TransactionLayer,
+        location: LocationService,
+        timers: Timers,
+        *,
+        via_host: str,
+        interval: float = 30.0,
+    ) -> None:
         self.tx = tx
         self.location = location
         self.timers = timers
@@ -41,8 +48,10 @@ class Qualifier:
 
     def _ping(self, binding: Binding, now: float) -> None:
         h = Headers()
-        h.add("Via", f"SIP/2.0/{binding.peer.transport.upper()} {self.via_host};"
-                     f"branch={new_branch()};rport")
+        h.add(
+            "Via",
+            f"SIP/2.0/{binding.peer.transport.upper()} {self.via_host};branch={new_branch()};rport",
+        )
         h.add("Max-Forwards", "70")
         h.add("From", f"<sip:keepalive@{self.via_host}>;tag={new_tag()}")
         h.add("To", f"<{binding.contact_uri}>")

@@ -121,8 +121,30 @@ async def start_media(server: Any) -> MediaRuntime:
         service = await starter(server, endpoint)
         if service is not None:
             runtime.services.append(service)
+    _call_control(server, endpoint, runtime)
     log.info("media: RTP ports %s on %s, announced as %s", endpoint.ports, bind_host, host)
     return runtime
+
+
+def _call_control(server: Any, endpoint: MediaEndpoint, runtime: MediaRuntime) -> None:
+    """Prompts and menus inside call flows, and ``server.call_control`` (answer-time
+    transfer / to-voicemail on live calls, pbx.callcontrol_live)."""
+    from frontdesk.media.prompts import PromptLibrary
+    from frontdesk.pbx.callcontrol_live import LiveCallControl
+
+    control = LiveCallControl(server.engine, endpoint, server._flush)
+    prompts = next(
+        (
+            s.prompts
+            for s in runtime.services
+            if isinstance(getattr(s, "prompts", None), PromptLibrary)
+        ),
+        None,
+    )
+    flows = server.engine.flows
+    flows.media.prompts = prompts or PromptLibrary(server.config.data_dir)
+    flows.media.control = control
+    server.call_control = control
 
 
 def _service_starters() -> list[Any]:

@@ -18,15 +18,22 @@ from frontdesk.sip.uri import NameAddr
 
 
 class Registrar:
-    def __init__(self, location: LocationService, *, min_expires: int = 60,
-                 max_expires: int = 7200, default_expires: int = 3600) -> None:
+    def __init__(
+        self,
+        location: LocationService,
+        *,
+        min_expires: int = 60,
+        max_expires: int = 7200,
+        default_expires: int = 3600,
+    ) -> None:
         self.location = location
         self.min_expires = min_expires
         self.max_expires = max_expires
         self.default_expires = default_expires
 
-    def register(self, req: Request, extension: ExtensionInfo, source: Peer,
-                 now: float) -> Response:
+    def register(
+        self, req: Request, extension: ExtensionInfo, source: Peer, now: float
+    ) -> Response:
         """Apply a REGISTER for ``extension`` and return the response to send."""
         tenant_id, aor = extension.tenant_id, extension.number
         header_expires = req.headers.get("Expires")
@@ -53,11 +60,17 @@ class Registrar:
             if existing is not None and existing.call_id == req.call_id and existing.cseq >= cseq:
                 continue  # out-of-order or retransmitted REGISTER (RFC 3261 §10.3 step 7)
             binding = Binding(
-                tenant_id=tenant_id, aor=aor, contact_uri=uri, peer=source,
-                expires_at=now + expires, call_id=req.call_id, cseq=cseq,
+                tenant_id=tenant_id,
+                aor=aor,
+                contact_uri=uri,
+                peer=source,
+                expires_at=now + expires,
+                call_id=req.call_id,
+                cseq=cseq,
                 user_agent=req.headers.get("User-Agent"),
                 instance_id=_unquote(contact.param("+sip.instance")),
-                reg_id=_int(contact.param("reg-id")), path=req.headers.get("Path"),
+                reg_id=_int(contact.param("reg-id")),
+                path=req.headers.get("Path"),
             )
             if expires == 0:
                 self.location.remove(binding)

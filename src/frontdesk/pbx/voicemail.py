@@ -13,7 +13,9 @@ waits on the database), refreshed when anything changes here and every few secon
 database (the CLI and API write from other processes). Count changes notify subscribed
 phones (`mwi.MwiNotifier`). Every minute it looks for scheduled mailbox checks nobody made
 and escalates each once (`media.compliance`). At start it reconciles messages a crash left
-on disk without a row.
+on disk without a row. Configuration changes made by phone (a personal greeting) go through
+``org.service`` like any other, and their events go out on the server's ownership event bus
+(``publish_org``) once committed, so the Phone Manager is told.
 
 All database work runs in worker threads; this module never blocks the event loop.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +39,8 @@ from frontdesk.media import voicemail_store as store
 from frontdesk.media.events import EventBus, MailboxChecked, MediaEvent, MessagesChanged
 from frontdesk.media.model import Mailbox, VoicemailSettings
 from frontdesk.media.prompts import PromptLibrary
+from frontdesk.org.events import EventBus as OrgEventBus
+from frontdesk.org.events import OrgEvent
 from frontdesk.pbx.directory import TenantInfo
 from frontdesk.pbx.endpoint import CallScript, MediaCall, MediaEndpoint
 from frontdesk.pbx.mwi import MwiNotifier
@@ -70,12 +74,16 @@ class VoicemailService:
         endpoint: MediaEndpoint,
         prompts: PromptLibrary | None = None,
         bus: EventBus | None = None,
+        org_bus: Callable[[], OrgEventBus | None] | None = None,
     ) -> None:
         self.db = db
         self.data_dir = data_dir
         self.endpoint = endpoint
         self.prompts = prompts or PromptLibrary(data_dir)
         self.bus = bus or EventBus()
+        #: the ownership event bus (the API's: change events, "informed" stakeholders),
+        #: looked up when publishing — the server creates it after starting media
+        self.org_bus = org_bus or (lambda: None)
         self.mailboxes: dict[tuple[int, str], MailboxView] = {}
         self.counts: dict[int, tuple[int, int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -189,6 +197,20 @@ class VoicemailService:
         return run
 
     # --- checks and compliance ---------------------------------------------------------------
+    def publish_org(self, events: Iterable[OrgEvent]) -> None:
+        """Publish ownership events of a change made here (after its transaction committed)
+        on the server's bus, as the API and CLI do for theirs; logged when there is none."""
+        events = list(events)
+        bus = self.org_bus()
+        if bus is None:
+            if events:
+                log.info("voicemail: no ownership event bus; %d change event(s) not published",
+                         len(events))
+            return
+        bus.publish(events)
+        if events:
+            log.info("voicemail: published %s", ", ".join(e.routing_key for e in events))
+
     async def record_check(self, view: MailboxView, by: str, channel: str) -> None:
         def write(s: Session) -> datetime:
             box = s.get(Mailbox, view.id)
@@ -246,7 +268,8 @@ class VoicemailService:
 async def start_voicemail(server: Any, endpoint: MediaEndpoint) -> VoicemailService:
     """Create and start the service for a running server (see `pbx.media_setup`)."""
     bus = getattr(server, "media_bus", None) or EventBus()
-    service = VoicemailService(server.db, server.config.data_dir, endpoint, bus=bus)
+    service = VoicemailService(server.db, server.config.data_dir, endpoint, bus=bus,
+                               org_bus=lambda: getattr(server, "bus", None))
     endpoint.services.append(service)
     await service.start()
     return service

@@ -24,15 +24,22 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from frontdesk.media import voicemail_store as store
 from frontdesk.media.events import MessageDeposited
+from frontdesk.media.kinds import phone_actor_name
 from frontdesk.media.model import Mailbox, VoicemailMessage
 from frontdesk.media.prompts import Prompt, PromptError, silence, tone
 from frontdesk.media.session import MediaSession
 from frontdesk.media.wav import RATE, DurableRecorder, read_pcm
+from frontdesk.org import service as org_service
+from frontdesk.org.access import Actor
+from frontdesk.org.errors import OrgError
+from frontdesk.org.service import Change, ChangeOutcome
 from frontdesk.pbx.endpoint import MediaCall
+from frontdesk.store.models import Extension, User
 
 if TYPE_CHECKING:
     from frontdesk.pbx.voicemail import MailboxView, VoicemailService
@@ -377,18 +384,18 @@ async def _store_greeting(
     finally:
         path.unlink(missing_ok=True)
 
-    def add(s: Session) -> str:
-        box = s.get(Mailbox, view.id)
-        return store.add_greeting(
-            s, service.data_dir, box, view.tenant_id, stored, kind="phone", by=call.caller
-        ).status
+    def add(s: Session) -> ChangeOutcome:
+        return personal_greeting_change(s, view, stored.relative_to(service.data_dir))
 
     try:
-        status = await service.db_call(add)
-    except store.VoicemailError as exc:
+        outcome = await service.db_call(add)
+    except OrgError as exc:
+        stored.unlink(missing_ok=True)
         log.info("voicemail: greeting for mailbox %s refused: %s", view.number, exc)
         await say(service, session, "greeting_forbidden")
         return
+    service.publish_org(outcome.events)  # committed: tell the Phone Manager
+    status = greeting_status(outcome)
     log.info(
         "voicemail: new personal greeting for mailbox %s recorded by %s (%s)",
         view.number,
@@ -396,3 +403,41 @@ async def _store_greeting(
         status,
     )
     await say(service, session, "greeting_active" if status == "active" else "greeting_pending")
+
+
+def record_personal_greeting(s: Session, view: MailboxView, audio: Path) -> str:
+    """``personal_greeting_change``, returning only the greeting's status."""
+    return greeting_status(personal_greeting_change(s, view, audio))
+
+
+def greeting_status(outcome: ChangeOutcome) -> str:
+    """The status a greeting change left (active, pending_approval, ...)."""
+    return str((outcome.after or {}).get("status", outcome.status))
+
+
+def personal_greeting_change(s: Session, view: MailboxView, audio: Path) -> ChangeOutcome:
+    """Store a greeting the owner recorded by phone through the one change path: the
+    mailbox owner (the user of its extension, or the mailbox's own phone job) is the actor,
+    channel "job"; the tenant's greeting policy decides active or pending approval.
+    Returns the outcome; its events are published once the session committed."""
+    owner = s.scalar(
+        select(User)
+        .join(Extension, Extension.user_id == User.id)
+        .where(Extension.tenant_id == view.tenant_id, Extension.number == view.number)
+    )
+    actor = (
+        Actor.for_user(owner)
+        if owner is not None
+        else Actor.job(view.tenant_id, phone_actor_name(view.number), ())
+    )
+    fields = {"mailbox": view.number, "source": "phone", "audio_path": audio.as_posix()}
+    outcome = org_service.apply_change(s, actor, "job", Change("greeting", "create", None, fields))
+    log.info(
+        "voicemail: greeting %s for mailbox %s: %s by %s (audit #%s)",
+        outcome.resource_key,
+        view.number,
+        outcome.status,
+        actor.name,
+        outcome.audit_seq,
+    )
+    return outcome

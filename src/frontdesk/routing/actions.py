@@ -96,7 +96,10 @@ class PlayAction:
 
 @dataclass(frozen=True, slots=True)
 class MenuAction:
-    """Play ``prompt`` and collect one key within ``timeout`` seconds (``attempt`` from 1)."""
+    """Play ``prompt`` and collect one key within ``timeout`` seconds (``attempt`` from 1).
+
+    When the menu asks again, ``retry_message`` (the node's invalid or no-input prompt, whose
+    words are ``retry_text``) is said before the prompt; empty when there is none."""
 
     node: str
     prompt: str
@@ -104,6 +107,8 @@ class MenuAction:
     choices: tuple[str, ...]
     timeout: int
     attempt: int = 1
+    retry_message: str = ""
+    retry_text: str = ""
     ENDS: ClassVar[bool] = False
 
 

@@ -194,13 +194,24 @@ def _waiting(
     return _ending(flow, node_id, node, state, ctx)
 
 
-def _menu(flow: FlowDocument, node_id: str, node: MenuNode, state: WalkState) -> Step:
+def _menu(
+    flow: FlowDocument, node_id: str, node: MenuNode, state: WalkState, retry: str | None = None
+) -> Step:
+    """Ask the menu; ``retry`` is the message said first when it asks again."""
     choices = tuple(sorted(node.choices))
     action = MenuAction(
-        node_id, node.prompt, _message(flow, node.prompt), choices, node.timeout, state.attempt
+        node_id,
+        node.prompt,
+        _message(flow, node.prompt),
+        choices,
+        node.timeout,
+        state.attempt,
+        retry or "",
+        _message(flow, retry) if retry else "",
     )
     tries = f" (try {state.attempt} of {node.retries + 1})" if state.attempt > 1 else ""
-    note = f'menu "{node.prompt}": keys {", ".join(choices) or "none"}{tries}'
+    first = f'saying "{retry}", then ' if retry else ""
+    note = f'{first}menu "{node.prompt}": keys {", ".join(choices) or "none"}{tries}'
     return _issue(action, state, PathEntry(node_id, "menu", note))
 
 
@@ -435,7 +446,8 @@ def _after_menu(
         again = _note(state, f"{heard}; asking again", state.node)._replace(
             attempt=state.attempt + 1
         )
-        return _menu(flow, state.node, node, again)
+        retry = node.invalid_prompt if result.kind == "digit" else node.no_input_prompt
+        return _menu(flow, state.node, node, again, retry)
     target = node.invalid if result.kind == "digit" and node.invalid else node.no_input
     return _walk(flow, _note(state, heard, target), target, ctx, now, state.node)
 

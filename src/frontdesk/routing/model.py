@@ -194,6 +194,10 @@ class MenuNode(_Node):
     choices: dict[str, str] = Field(default_factory=dict)
     timeout: int = Field(default=5, ge=1, le=60)
     retries: int = Field(default=2, ge=0, le=5)
+    #: Messages said before the prompt when the menu asks again after a key that is not a
+    #: choice / after silence ("Sorry, that is not one of the choices."); none: just the prompt.
+    invalid_prompt: str | None = None
+    no_input_prompt: str | None = None
     no_input: str | None = None
     invalid: str | None = None
     WAITS = True

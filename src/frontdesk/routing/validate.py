@@ -234,10 +234,7 @@ def _node_problems(doc: FlowDocument, node: Any, directory: Directory) -> list[s
     if isinstance(node, PlayNode):
         return _message_problem(doc, node.message, "message")
     if isinstance(node, MenuNode):
-        found = _message_problem(doc, node.prompt, "prompt message")
-        return found + (
-            [] if node.choices else ["the menu offers no choices; add choices: {1: <node>}"]
-        )
+        return _menu_problems(doc, node)
     if isinstance(node, VoicemailNode):
         return _voicemail_problems(doc, node, directory)
     if isinstance(node, QueueNode):
@@ -252,6 +249,26 @@ def _node_problems(doc: FlowDocument, node: Any, directory: Directory) -> list[s
     if isinstance(node, SetNode) and not node.variable.strip():
         return ["the variable needs a name"]
     return []
+
+
+def _menu_problems(doc: FlowDocument, node: MenuNode) -> list[str]:
+    found = _message_problem(doc, node.prompt, "prompt message")
+    if not node.choices:
+        found.append("the menu offers no choices; add choices: {1: <node>}")
+    for field, said in (
+        ("invalid_prompt", "after a key that is not a choice"),
+        ("no_input_prompt", "after no key"),
+    ):
+        name = getattr(node, field)
+        if name is None:
+            continue
+        found += _message_problem(doc, name, f"{field} message")
+        if node.retries == 0:
+            found.append(
+                f'{field} "{name}" is never said: it is said {said} when the menu asks '
+                f"again, and retries is 0; set retries: 1 or more, or remove {field}"
+            )
+    return found
 
 
 def _ring_problems(node: RingNode, directory: Directory) -> list[str]:

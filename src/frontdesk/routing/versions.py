@@ -10,7 +10,8 @@ read: the tenant's published flow, or the front-desk template when there is none
 Every function takes an open ``Session`` and works inside the caller's transaction (none
 commits), and takes the acting person explicitly (``actor``). These are the *apply* step of
 org/'s one change path (permission check -> change request if it crosses domains -> apply
--> audit): API, CLI and jobs call them through org/ once its ``flow`` resource kind exists.
+-> audit): API, CLI and jobs reach them only through org/, via the ``flow`` resource kind
+in ``routing/kind.py``.
 
 What it must never do: check permissions or write audit entries (org/ does), change a
 published or archived version (the ``before_update`` guard in model.py refuses), or publish
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -225,6 +226,21 @@ def rollback(
     """Publish again what version ``to_version`` (default: the one published before the
     current one) contained, as a new version noted "rollback to version N"."""
     who = _actor(actor)
+    target = rollback_target(session, tenant_id, name, to_version)
+    flow = get_flow(session, tenant_id, name)
+    assert flow is not None  # rollback_target found its published version
+    check_flow(parse_flow(target.document), directory)
+    return publish_document(
+        session, flow, target.document, actor=who, note=f"rollback to version {target.version}",
+        now=now,
+    )
+
+
+def rollback_target(
+    session: Session, tenant_id: int, name: str, to_version: int | None
+) -> FlowVersion:
+    """The version a rollback restores: ``to_version``, or the one published before the
+    current one (``VersionError`` saying why when there is none)."""
     flow = get_flow(session, tenant_id, name)
     current = published_version(session, tenant_id, name)
     if flow is None or current is None:
@@ -233,25 +249,42 @@ def rollback(
         earlier = [v for v in _versions(session, flow, "archived") if v.version < current.version]
         if not earlier:
             raise VersionError(f'flow "{name}" has no earlier published version to roll back to')
-        target = earlier[0]
-    else:
-        found = get_version(session, tenant_id, name, to_version)
-        if found is None or found.state == "draft":
-            raise VersionError(
-                f'flow "{name}" has no published version {to_version}; see `frontdesk flow list`'
-            )
-        if found.id == current.id:
-            raise VersionError(f'flow "{name}" version {to_version} is already the one calls run')
-        target = found
-    check_flow(parse_flow(target.document), directory)
+        return earlier[0]
+    found = get_version(session, tenant_id, name, to_version)
+    if found is None or found.state == "draft":
+        raise VersionError(
+            f'flow "{name}" has no published version {to_version}; see `frontdesk flow list`'
+        )
+    if found.id == current.id:
+        raise VersionError(f'flow "{name}" version {to_version} is already the one calls run')
+    return found
+
+
+def next_version(session: Session, flow: Flow | None) -> int:
+    """The number the flow's next new version gets (1 for a flow not saved yet)."""
+    return 1 if flow is None else _next_number(session, flow)
+
+
+def publish_document(
+    session: Session,
+    flow: Flow,
+    document: dict[str, Any],
+    *,
+    actor: str,
+    note: str | None,
+    now: datetime | None = None,
+) -> FlowVersion:
+    """Publish ``document`` (already checked) as a new version of ``flow``, archiving the
+    current one; the draft, if any, stays as it is. Rollbacks use this."""
+    who = _actor(actor)
     _archive_published(session, flow)
     restored = FlowVersion(
         flow_id=flow.id,
-        tenant_id=tenant_id,
+        tenant_id=flow.tenant_id,
         version=_next_number(session, flow),
         state="published",
-        document=dict(target.document),
-        note=f"rollback to version {target.version}",
+        document=dict(document),
+        note=note,
         created_by=who,
         created_at=_now(now),
         published_by=who,

@@ -38,6 +38,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from frontdesk.sip.auth_params import AuthParseError, digest_params, excerpt
+
 _HASHES: dict[str, Callable[[bytes], hashlib._Hash]] = {
     "MD5": hashlib.md5,
     "SHA-256": hashlib.sha256,
@@ -45,15 +47,8 @@ _HASHES: dict[str, Callable[[bytes], hashlib._Hash]] = {
 SUPPORTED_ALGORITHMS: tuple[str, ...] = ("SHA-256", "MD5")
 """Algorithms we can compute, in the order challenges offer them (RFC 8760 §2.4)."""
 
-_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
-_WS = " \t"
-_FOLD = re.compile(r"[ \t]*\r?\n[ \t]+")
 _NC = re.compile(r"[0-9a-fA-F]{1,8}")
 _NONCE = re.compile(r"[A-Za-z0-9_-]{43}")
-
-
-class AuthParseError(ValueError):
-    """The peer sent a Digest header value we cannot read (answer 400, or re-challenge)."""
 
 
 class AuthReason(enum.StrEnum):
@@ -168,119 +163,6 @@ def compute_response(
     return _h(algo, f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
 
 
-def _excerpt(text: str, at: int) -> str:
-    return repr(text[at : at + 24])
-
-
-def _skip_ws(text: str, i: int) -> int:
-    while i < len(text) and text[i] in _WS:
-        i += 1
-    return i
-
-
-def _read_token(text: str, i: int) -> int:
-    while i < len(text) and text[i] in _TOKEN_CHARS:
-        i += 1
-    return i
-
-
-def _read_quoted(text: str, i: int, name: str) -> tuple[str, int]:
-    """Read the quoted-string starting at text[i] == '"'; return (unescaped, next index)."""
-    out: list[str] = []
-    j = i + 1
-    while j < len(text):
-        c = text[j]
-        if c == '"':
-            return "".join(out), j + 1
-        if c == "\\":
-            if j + 1 >= len(text) or ord(text[j + 1]) > 0x7F:
-                raise AuthParseError(
-                    f'parameter "{name}": a backslash must escape one ASCII character'
-                )
-            out.append(text[j + 1])
-            j += 2
-            continue
-        code = ord(c)
-        if (code < 0x20 and c != "\t") or code == 0x7F or 0xD800 <= code <= 0xDFFF:
-            raise AuthParseError(
-                f'parameter "{name}": control character or invalid UTF-8 {c!r} in quoted '
-                "string (escape it with a backslash, or remove it)"
-            )
-        out.append(c)
-        j += 1
-    raise AuthParseError(f'parameter "{name}": quoted string has no closing double quote')
-
-
-def _read_unquoted(text: str, i: int, name: str) -> tuple[str, int]:
-    j = i
-    while j < len(text) and 0x21 <= ord(text[j]) <= 0x7E and text[j] not in ',"\\':
-        j += 1
-    if j == i:
-        raise AuthParseError(
-            f'parameter "{name}" has no value at {_excerpt(text, i)}; '
-            "write a token or a quoted string after '='"
-        )
-    return text[i:j], j
-
-
-def _parse_params(text: str) -> list[tuple[str, str]]:
-    """auth-param *(COMMA auth-param); empty list elements are tolerated (RFC 7230 #rule)."""
-    params: list[tuple[str, str]] = []
-    i = 0
-    while True:
-        i = _skip_ws(text, i)
-        if i >= len(text):
-            return params
-        if text[i] == ",":
-            i += 1
-            continue
-        end = _read_token(text, i)
-        if end == i:
-            raise AuthParseError(f"expected a parameter name at {_excerpt(text, i)}")
-        name = text[i:end].lower()
-        i = _skip_ws(text, end)
-        if i >= len(text) or text[i] != "=":
-            raise AuthParseError(f'parameter "{name}" has no "=value"')
-        i = _skip_ws(text, i + 1)
-        if i < len(text) and text[i] == '"':
-            value, i = _read_quoted(text, i, name)
-        else:
-            value, i = _read_unquoted(text, i, name)
-        params.append((name, value))
-        i = _skip_ws(text, i)
-        if i < len(text) and text[i] != ",":
-            raise AuthParseError(
-                f'unexpected {_excerpt(text, i)} after parameter "{name}"; '
-                "parameters must be separated by commas"
-            )
-
-
-def _split_scheme(value: str) -> tuple[str, str]:
-    """Return (scheme, rest) after unfolding; raise AuthParseError if there is no scheme."""
-    text = _FOLD.sub(" ", value).strip(_WS)
-    if "\r" in text or "\n" in text:
-        raise AuthParseError("line break inside the header value that is not a folded line")
-    if not text:
-        raise AuthParseError("empty header value: expected 'Digest' followed by parameters")
-    end = _read_token(text, 0)
-    if end == 0 or (end < len(text) and text[end] not in _WS):
-        raise AuthParseError(f"expected an authentication scheme at {_excerpt(text, 0)}")
-    return text[:end], text[end:]
-
-
-def _digest_params(value: str) -> dict[str, str] | None:
-    """Parameters of a Digest value as a dict, or None for another scheme."""
-    scheme, rest = _split_scheme(value)
-    if scheme.lower() != "digest":
-        return None
-    params: dict[str, str] = {}
-    for name, param_value in _parse_params(rest):
-        if name in params:
-            raise AuthParseError(f'parameter "{name}" appears twice')
-        params[name] = param_value
-    return params
-
-
 def _require(params: dict[str, str], names: Sequence[str], what: str) -> None:
     for name in names:
         if name not in params:
@@ -297,7 +179,7 @@ def parse_credentials(value: str) -> DigestCredentials | None:
     Returns None for a scheme other than Digest (answer with a fresh challenge); raises
     AuthParseError for a malformed value.
     """
-    params = _digest_params(value)
+    params = digest_params(value)
     if params is None:
         return None
     _require(params, _CREDENTIAL_FIELDS, "credentials")
@@ -328,7 +210,7 @@ _CHALLENGE_KNOWN = frozenset(("realm", "nonce", "algorithm", "qop", "opaque", "s
 
 def parse_challenge(value: str) -> DigestChallenge | None:
     """Parse a WWW-Authenticate / Proxy-Authenticate value; None for a non-Digest scheme."""
-    params = _digest_params(value)
+    params = digest_params(value)
     if params is None:
         return None
     _require(params, ("realm", "nonce"), "challenge")
@@ -337,7 +219,7 @@ def parse_challenge(value: str) -> DigestChallenge | None:
         realm=params["realm"],
         nonce=params["nonce"],
         algorithm=_canonical_algorithm(params.get("algorithm", "MD5")),
-        qop_options=tuple(q.strip(_WS).lower() for q in qop_text.split(",") if q.strip(_WS)),
+        qop_options=tuple(q.strip(' \t').lower() for q in qop_text.split(",") if q.strip(' \t')),
         opaque=params.get("opaque"),
         stale=params.get("stale", "false").lower() == "true",
         extra=tuple((k, v) for k, v in params.items() if k not in _CHALLENGE_KNOWN),
@@ -368,7 +250,7 @@ def build_authorization(
     challenge = parse_challenge(challenge_value)
     if challenge is None:
         raise AuthParseError(
-            f"cannot answer {_excerpt(challenge_value, 0)}: only the Digest scheme is supported"
+            f"cannot answer {excerpt(challenge_value, 0)}: only the Digest scheme is supported"
         )
     if challenge.algorithm not in _HASHES:
         raise AuthParseError(

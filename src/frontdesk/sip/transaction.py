@@ -350,6 +350,11 @@ class TransactionLayer:
             self._arm(txn, "H", 64 * self.t1, now)
         elif new is S.COMPLETED:
             self._linger(txn, "J", 64 * self.t1, now)
+            # kept 32 s only to answer retransmissions with _wire: at thousands of
+            # REGISTERs/s the parsed views would be most of what the collector walks
+            txn.request.forget_views()
+            if txn.last_response is not None:
+                txn.last_response.forget_views()
 
     def send_stateless(self, message: Request | Response, dest: Peer) -> None:
         """Send outside any transaction (an ACK for a 2xx, a stateless reply)."""

@@ -19,13 +19,14 @@ touch the call engine, the network or the recording file itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from frontdesk.store.models import utcnow
+from frontdesk.store.models import Cdr, utcnow
 from frontdesk.tickets import events
 from frontdesk.tickets.actor import SYSTEM, Actor
 from frontdesk.tickets.directory import (
@@ -38,7 +39,7 @@ from frontdesk.tickets.errors import AmbiguousContact
 from frontdesk.tickets.events import request_ref
 from frontdesk.tickets.lookup import CallerLookup, caller_lookup
 from frontdesk.tickets.model import OPEN_STATES, RequestNote, ServiceRequest
-from frontdesk.tickets.numbers import display, tickets_setting
+from frontdesk.tickets.numbers import TICKETS_SETTING_DEFAULTS, display, tickets_setting
 from frontdesk.tickets.service import add_note, create_request, get_request, list_requests
 
 CallActionName = Literal[
@@ -91,6 +92,36 @@ def cdr_extra_with(extra: dict[str, Any] | None, action: CallAction) -> dict[str
     updated = dict(extra or {})
     updated[CDR_EXTRA_KEY] = [*updated.get(CDR_EXTRA_KEY, []), action.as_cdr_entry()]
     return updated
+
+
+def store_action_on_cdr(session: Session, cdr_id: str, action: CallAction) -> bool:
+    """Append ``action`` to the stored CDR ``cdr_id`` (a call that already ended; a live
+    call's actions travel with its next CDR record instead). False: no such CDR."""
+    row = session.get(Cdr, cdr_id)
+    if row is None:
+        return False
+    row.extra = cdr_extra_with(row.extra, action)
+    session.flush()
+    return True
+
+
+def voicemail_files_request(
+    settings: Mapping[str, Any], mailbox: str, *, via_main_number: bool
+) -> bool:
+    """Does a voicemail left in ``mailbox`` become a service request? With the tenant
+    setting ``voicemail_requests`` = ``"front_desk"`` (default): when the caller reached it
+    through the main number (the front desk's flow), or the mailbox is listed in
+    ``voicemail_request_mailboxes`` (a group's, the service manager's); ``"all"``: every
+    voicemail; ``"off"``: none."""
+    mode = settings.get("voicemail_requests", TICKETS_SETTING_DEFAULTS["voicemail_requests"])
+    if mode == "all":
+        return True
+    if mode == "off":
+        return False
+    listed = settings.get(
+        "voicemail_request_mailboxes", TICKETS_SETTING_DEFAULTS["voicemail_request_mailboxes"]
+    )
+    return via_main_number or mailbox in [str(m) for m in listed or ()]
 
 
 def _who_is_calling(lookup: CallerLookup) -> str:

@@ -16,12 +16,14 @@ the engine answers the person who asked with it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal, TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from frontdesk.store.db import Database
+from frontdesk.store.models import Extension
 from frontdesk.tickets import calls, events
 from frontdesk.tickets.actor import SYSTEM, Actor
 from frontdesk.tickets.calls import CallAction, CallOutcome
@@ -30,6 +32,21 @@ from frontdesk.tickets.outbox import Bus, unit_of_work
 from frontdesk.tickets.webhooks import WebhookDispatcher
 
 T = TypeVar("T")
+
+
+def users_of_extensions(
+    session: Session, tenant_id: int, extensions: Sequence[str]
+) -> tuple[int, ...]:
+    """The users (ids, in order, once each) owning ``extensions`` in ``tenant_id``."""
+    if not extensions:
+        return ()
+    rows = session.execute(
+        select(Extension.number, Extension.user_id).where(
+            Extension.tenant_id == tenant_id, Extension.number.in_(list(extensions))
+        )
+    ).all()
+    owner = {number: user_id for number, user_id in rows if user_id is not None}
+    return tuple(dict.fromkeys(owner[n] for n in extensions if n in owner))
 
 
 class CallTickets:
@@ -92,11 +109,46 @@ class CallTickets:
 
     async def call_event(self, event: events.TicketEvent) -> None:
         """Publish ``call.started`` / ``call.answered`` / ``call.ended`` (webhooks, Zammad)."""
+        await self.call_events([event])
+
+    async def call_events(self, batch: Sequence[events.TicketEvent]) -> None:
+        """Publish several call events in one transaction, in order."""
 
         def publish(session: Session) -> None:
-            events.record(session, event)
+            for event in batch:
+                events.record(session, event)
 
         await self._run(publish)
+
+    async def screen_pops(
+        self, tenant_id: int, call_id: str, extensions: Sequence[str], caller: str
+    ) -> tuple[CallerLookup, tuple[int, ...]]:
+        """Look the caller up once and push it (``call.caller_identified``) to the user of
+        each extension in ``extensions`` (the phones that ring). Returns the lookup and the
+        users it went to."""
+
+        def pop(session: Session) -> tuple[CallerLookup, tuple[int, ...]]:
+            found = caller_lookup(session, tenant_id, caller)
+            users = users_of_extensions(session, tenant_id, extensions)
+            for user_id in users:
+                events.record(
+                    session,
+                    events.CallerIdentified.of(
+                        found, tenant_id=tenant_id, call_id=call_id, user_id=user_id
+                    ),
+                )
+            return found, users
+
+        return await self._run(pop)
+
+    async def action_on_cdr(self, cdr_id: str, action: CallAction) -> bool:
+        """Append ``action`` to a stored CDR (a call that already ended); False when there is
+        no such CDR."""
+
+        def store(session: Session) -> bool:
+            return calls.store_action_on_cdr(session, cdr_id, action)
+
+        return await self._run(store)
 
     async def request_from_call(
         self,

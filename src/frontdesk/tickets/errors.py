@@ -79,6 +79,25 @@ class UnknownEndpoint(NotFound):
     default_fix = "list the tenant's webhook endpoints to find the id"
 
 
+class UnknownCall(NotFound):
+    """No call with this reference (CDR id) in this tenant."""
+
+    title = "Unknown call"
+    default_fix = (
+        "use the call's reference from the screen pop (data.call_id) or from "
+        "GET /api/v1/tickets/calls"
+    )
+
+
+class CallUnavailable(TicketsError):
+    """The running server cannot act on live calls (no call engine here, or no call
+    control in it)."""
+
+    status = 503
+    title = "Live calls not available"
+    default_fix = "send this to the API of the running `frontdesk serve` that carries the call"
+
+
 class Conflict(TicketsError):
     """The change collides with existing data (a duplicate name, a resolved request)."""
 
@@ -108,3 +127,18 @@ class SignatureError(TicketsError):
     status = 401
     title = "Invalid webhook signature"
     default_fix = "sign the body with the endpoint's secret: t=<unix>,v1=<hex HMAC-SHA256>"
+
+
+class CallEnded(Conflict):
+    """The call has ended (or is not answered yet) and cannot be acted on any more."""
+
+    title = "Call not in progress"
+    default_fix = "act on a call while it is in progress (GET /api/v1/tickets/calls lists them)"
+
+
+class CallActionFailed(Conflict):
+    """The call engine could not carry out an action on a live call (the target did not
+    answer, has no phone, the call is still ringing...); the caller stays where they were."""
+
+    title = "Call action failed"
+    default_fix = "try another target, or send the call to voicemail"

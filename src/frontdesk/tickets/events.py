@@ -27,8 +27,15 @@ from frontdesk.tickets.model import ServiceRequest
 if TYPE_CHECKING:
     from frontdesk.tickets.lookup import CallerLookup
 
-PERMISSION_REQUESTS = "tickets.requests.read"
-PERMISSION_CALLS = "calls.read"
+#: What a WebSocket client must hold to receive request events (the API's read permission)
+#: and call events (whoever may read CDRs); a screen pop goes only to its ``user_id``.
+PERMISSION_REQUESTS = "service_request.read"
+PERMISSION_CALLS = "cdr.read"
+#: who answered a call: a person's phone, or Frontdesk's own media (voicemail, menus)
+ANSWERER_USER = "user"
+ANSWERER_FRONTDESK = "frontdesk"
+#: the answering "user" Zammad's CTI expects for a call taken by voicemail
+VOICEMAIL_USER = "voicemail"
 _OUTBOX_KEY = "frontdesk.tickets.events"
 
 #: Zammad's hangup causes (its CTI API), chosen from a CDR disposition.
@@ -195,7 +202,10 @@ class CallStarted(TicketEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallAnswered(TicketEvent):
     """``answered_by`` is the answering user's name; ``answering_number`` their extension,
-    login or e-mail (what Zammad matches users by)."""
+    login or e-mail (what Zammad matches users by). ``answerer`` says who answered: ``user``
+    (a person's phone) or ``frontdesk`` (Frontdesk's own media: voicemail, a menu or a
+    prompt); then ``answered_by`` is ``voicemail``, the name Zammad's caller log keeps such
+    calls open (not done) by, and ``answering_number`` is None."""
 
     routing_key: ClassVar[str] = "call.answered"
     required_permission: ClassVar[str] = PERMISSION_CALLS
@@ -205,11 +215,36 @@ class CallAnswered(TicketEvent):
     direction: str = "in"
     answered_by: str | None = None
     answering_number: str | None = None
+    answerer: str = ANSWERER_USER
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallTransferred(TicketEvent):
+    """The caller of an answered call now talks to someone else: a transfer from the
+    screen pop or the API, a flow's menu handing the caller to a ring step (``from`` is
+    Frontdesk), or a person sending the caller to voicemail (``to`` is Frontdesk).
+    ``from_*`` / ``to_*`` name the previous and the new answerer as ``CallAnswered`` does;
+    ``actor`` is whoever asked for it (None: the call flow)."""
+
+    routing_key: ClassVar[str] = "call.transferred"
+    required_permission: ClassVar[str] = PERMISSION_CALLS
+    call_id: str
+    caller: str
+    callee: str
+    direction: str = "in"
+    from_answered_by: str | None = None
+    from_number: str | None = None
+    from_answerer: str = ANSWERER_USER
+    to_answered_by: str | None = None
+    to_number: str | None = None
+    to_answerer: str = ANSWERER_USER
+    actor: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CallEnded(TicketEvent):
-    """``disposition`` is the CDR's (answered, busy, no-answer, cancelled...)."""
+    """``disposition`` is the CDR's (answered, busy, no-answer, cancelled...); ``duration``
+    seconds from start to end and ``billsec`` the talk time, as on the CDR."""
 
     routing_key: ClassVar[str] = "call.ended"
     required_permission: ClassVar[str] = PERMISSION_CALLS
@@ -221,6 +256,8 @@ class CallEnded(TicketEvent):
     answered_by: str | None = None
     answering_number: str | None = None
     cdr_id: str | None = None
+    duration: float | None = None
+    billsec: float | None = None
 
     @property
     def cause(self) -> str:

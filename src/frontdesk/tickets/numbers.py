@@ -24,10 +24,14 @@ from frontdesk.tickets.errors import InvalidValue, PhoneNumberError
 
 #: Tickets settings every tenant has (``Tenant.settings`` overrides them):
 #: ``phone_region`` is the ISO 3166 country used for numbers written without a country code;
-#: ``missed_call_requests`` makes every missed inbound call create or update a request.
+#: ``missed_call_requests`` makes every missed inbound call create or update a request;
+#: ``voicemail_requests`` (``front_desk``, ``all`` or ``off``) and
+#: ``voicemail_request_mailboxes`` say which voicemails do (``calls.voicemail_files_request``).
 TICKETS_SETTING_DEFAULTS: dict[str, Any] = {
     "phone_region": "US",
     "missed_call_requests": False,
+    "voicemail_requests": "front_desk",
+    "voicemail_request_mailboxes": [],
 }
 
 _FIX = (

@@ -9,6 +9,13 @@ Zammad's CTI API (docs.zammad.org, "Generic CTI") takes form posts to
 ``notFound``, ``forwarded``). Numbers go in international form without ``+``
 (``493055571600``), or ``anonymous``.
 
+Calls Frontdesk's own media answers (voicemail, a menu, a prompt) are reported as answered
+by the user ``voicemail``: Zammad's caller log (``Cti::Log``) keeps an inbound call whose
+answerer is ``voicemail`` open (not done) when it hangs up, as a call for someone to return.
+Zammad has no transfer event; a transfer is a further ``answer`` for the same ``callId``
+naming the new user (Zammad takes the last answer's user for its log), so a menu caller put
+through to a person, or a person's caller sent to voicemail, ends up under the right name.
+
 A Zammad installation is a webhook endpoint of kind ``zammad``: call events are rendered
 here into those forms and go through the same delivery log, signing and retries as every
 webhook. Request events are not sent to Zammad. This module must never send anything
@@ -22,13 +29,19 @@ from urllib.parse import urlencode
 from sqlalchemy.orm import Session
 
 from frontdesk.tickets.endpoints import create_endpoint
-from frontdesk.tickets.events import CallAnswered, CallEnded, CallStarted, TicketEvent
+from frontdesk.tickets.events import (
+    CallAnswered,
+    CallEnded,
+    CallStarted,
+    CallTransferred,
+    TicketEvent,
+)
 from frontdesk.tickets.model import WebhookEndpoint
 from frontdesk.tickets.numbers import caller_e164, caller_user_part
 
 CONTENT_TYPE = "application/x-www-form-urlencoded"
 #: The call events a Zammad endpoint receives.
-CTI_EVENTS = ("call.started", "call.answered", "call.ended")
+CTI_EVENTS = ("call.started", "call.answered", "call.transferred", "call.ended")
 
 
 def cti_number(raw: str, region: str = "US") -> str:
@@ -45,16 +58,16 @@ def cti_number(raw: str, region: str = "US") -> str:
 
 def cti_fields(event: TicketEvent, region: str = "US") -> list[tuple[str, str]] | None:
     """The form fields for ``event``, or None when Zammad has no CTI event for it."""
-    if not isinstance(event, CallStarted | CallAnswered | CallEnded):
+    if not isinstance(event, CallStarted | CallAnswered | CallTransferred | CallEnded):
         return None
-    fields: list[tuple[str, str]] = []
     if isinstance(event, CallStarted):
-        fields.append(("event", "newCall"))
-    elif isinstance(event, CallAnswered):
-        fields.append(("event", "answer"))
+        name = "newCall"
+    elif isinstance(event, CallEnded):
+        name = "hangup"
     else:
-        fields.append(("event", "hangup"))
-    fields += [
+        name = "answer"  # a transfer too: the new answerer
+    fields: list[tuple[str, str]] = [
+        ("event", name),
         ("from", cti_number(event.caller, region)),
         ("to", cti_number(event.callee, region)),
         ("direction", event.direction),
@@ -65,12 +78,16 @@ def cti_fields(event: TicketEvent, region: str = "US") -> list[tuple[str, str]] 
         if event.queue:
             fields.append(("queue", event.queue))
         return fields
-    if event.answered_by:
-        fields.append(("user[]", event.answered_by))
+    if isinstance(event, CallTransferred):
+        user, number = event.to_answered_by, event.to_number
+    else:
+        user, number = event.answered_by, event.answering_number
+    if user:
+        fields.append(("user[]", user))
     if isinstance(event, CallEnded):
         fields.append(("cause", event.cause))
-    if event.answering_number:
-        fields.append(("answeringNumber", event.answering_number))
+    if number:
+        fields.append(("answeringNumber", number))
     return fields
 
 
