@@ -325,6 +325,9 @@ def test_a_greeting_recorded_by_phone_waits_for_approval(tmp_path: Path, voice: 
         await asyncio.sleep(1.0)
         owner.stream.send_dtmf("1")  # keep
         await owner.wait_for(lambda: _greetings(box), 10.0)
+        # the row is visible once the change committed (in a worker thread); its events are
+        # published when the call's coroutine resumes after that: wait for them as well
+        await owner.wait_for(lambda: _announced(box), 10.0)
         owner.hangup()
         await owner.close()
         [row] = _greetings(box)
@@ -341,6 +344,10 @@ def test_a_greeting_recorded_by_phone_waits_for_approval(tmp_path: Path, voice: 
         assert personal != standard and similarity(personal, voice) >= 0.9
 
     run(tmp_path, test)
+
+
+def _announced(box: Box) -> bool:
+    return any(isinstance(e, StakeholderInformed) for e in box.org_events.events)
 
 
 def _check_announced(box: Box, greeting_id: int, audit_seq: int) -> None:
