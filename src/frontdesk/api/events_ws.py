@@ -4,9 +4,10 @@ ownership events.
 A client signs in with its API token, sent as ``Authorization: Bearer TOKEN`` or (for
 browsers, which cannot set headers on a WebSocket) ``?token=TOKEN``; ``?events=call.*,
 request.*`` narrows what it gets (shell patterns on routing keys; default everything). A bad
-token is refused with close code 4401 and a reason saying what to do. Once signed in the
-client receives ``{"event": "ready", ...}`` and then one JSON message per event of its
-tenant (the webhook envelope: ``id``, ``event``, ``occurred_at``, ``tenant_id``, ``data``):
+token, or a user who holds no role in the tenant, is refused with close code 4401 and a
+reason saying what to do. Once signed in the client receives ``{"event": "ready", ...}``
+and then one JSON message per event of its tenant (the webhook envelope: ``id``,
+``event``, ``occurred_at``, ``tenant_id``, ``data``):
 
 - ``call.caller_identified`` (the screen pop: who is calling — contact, company, open
   requests, ambiguous matches flagged as such) only to the user whose phone rings;
@@ -18,17 +19,23 @@ tenant (the webhook envelope: ``id``, ``event``, ``occurred_at``, ``tenant_id``,
   event to audit readers (``audit.read``) who also hold its ``required_permission``
   (``greeting.read`` for ``org.greeting.updated``...). Their ``data`` is the event's fields.
 
-Permissions are not frozen at connect: every ``RECHECK_SECONDS`` (at once after a change of
-roles, permissions or users goes by) the token is checked and the user's access resolved
-again, so a role granted or taken away applies to the next event without a reconnect. A
-token revoked or expired meanwhile closes the connection (4401) with a reason saying so.
+Permissions are not frozen at connect, and nothing polls the database per connection
+(``events_access.py``): the token's expiry closes the connection at that moment (4401); a
+change of tokens, users, roles, permissions or vendor grants through org's change path
+re-checks at once the connections it concerns (in-process event bus), one made by another
+process (the ``frontdesk`` CLI) within ``ORG_WATCH_SECONDS`` (2 s, the audit log's newest
+entry per tenant, one statement for all connections), and anything else within
+``SWEEP_SECONDS`` (10 s, all connections batched per tenant). A role granted or taken away
+applies to the next event without a reconnect; a token revoked, expired, or whose user was
+removed or holds no role any more closes the connection (4401) with a reason saying so.
 
 A client that sends ``ping`` gets ``{"event": "pong"}``. A client that falls more than
 ``QUEUE_LIMIT`` events behind is closed (4008) rather than slowing anyone else down.
 
 The app's event bus calls subscribers on whatever thread published (API worker threads, the
 loop); this module hands events to the connection's loop with ``call_soon_threadsafe`` and
-must never block the publisher, nor send an event across tenants.
+must never block the publisher, nor send an event across tenants, nor query the database
+per connection on a timer.
 """
 
 from __future__ import annotations
@@ -37,29 +44,22 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import logging
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from frontdesk.org.access import Access, Actor, resolve_access
-from frontdesk.org.credentials import user_for_token
-from frontdesk.org.events import (
-    ChangeApplied,
-    ChangeRequested,
-    EventBus,
-    OrgEvent,
-    StakeholderInformed,
-)
+from frontdesk.api.events_access import Refusal, Seat, Standing, sign_in, watch_for
+from frontdesk.org.access import Access
+from frontdesk.org.credentials import token_hash
+from frontdesk.org.events import ChangeRequested, EventBus, OrgEvent, StakeholderInformed
 from frontdesk.store.db import Database
 from frontdesk.store.models import utcnow
 
 router = APIRouter(tags=["events"])
-log = logging.getLogger("frontdesk.api.events")
 
 PATH = "/api/v1/events/ws"
 CLOSE_NOT_SIGNED_IN = 4401
@@ -68,10 +68,6 @@ CLOSE_TOO_SLOW = 4008
 QUEUE_LIMIT = 1000
 SCREEN_POP = "call.caller_identified"
 AUDIT_READ = "audit.read"
-#: how often a connection's token and access are checked again (seconds)
-RECHECK_SECONDS = 2.0
-#: ownership changes of these resource types may change who sees what: recheck at once
-ACCESS_RESOURCES = frozenset({"role_assignment", "permission", "user", "vendor_grant", "api_token"})
 _OVERFLOW: dict[str, Any] = {"event": "overflow"}
 _ORG_EVENT_IDS = uuid.UUID("5f0c1c8e-2a7b-4f7e-9d43-6c1f0e2b9a10")
 
@@ -125,10 +121,6 @@ def org_envelope(event: OrgEvent) -> dict[str, Any]:
     }
 
 
-def _changes_access(event: OrgEvent) -> bool:
-    return isinstance(event, ChangeApplied) and event.resource_type in ACCESS_RESOURCES
-
-
 def _token(websocket: WebSocket) -> str | None:
     header = websocket.headers.get("authorization") or ""
     scheme, _, value = header.partition(" ")
@@ -148,17 +140,6 @@ def _patterns(raw: str | None) -> tuple[str, ...] | str:
     return patterns
 
 
-def _sign_in(db: Database, token: str, patterns: tuple[str, ...]) -> Listener | None:
-    now = utcnow()
-    with db.session() as session:
-        owner = user_for_token(session, token, now)
-        if owner is None:
-            return None
-        actor = Actor.for_user(owner.user)
-        access = resolve_access(session, actor, owner.user.tenant_id, None, now)
-        return Listener(owner.user.id, owner.user.username, owner.user.tenant_id, access, patterns)
-
-
 @router.websocket(PATH)
 async def events_ws(websocket: WebSocket) -> None:
     """Live events of the signed-in user's tenant (see the module docstring)."""
@@ -176,29 +157,30 @@ async def events_ws(websocket: WebSocket) -> None:
         )
         return
     db: Database = websocket.app.state.db
-    listener = await asyncio.to_thread(_sign_in, db, token, patterns)
-    if listener is None:
-        await websocket.close(
-            CLOSE_NOT_SIGNED_IN,
-            "the token is unknown, expired or revoked: sign in again with POST /api/v1/login",
-        )
+    verdict, mark = await asyncio.to_thread(sign_in, db, token, utcnow())
+    if isinstance(verdict, Refusal):
+        await websocket.close(CLOSE_NOT_SIGNED_IN, verdict.message(connected=False))
         return
-    await _serve(websocket, listener, token)
+    loop = asyncio.get_running_loop()
+    seat = Seat(token_hash(token), verdict, loop.create_future())
+    watch = watch_for(websocket.app.state, loop)
+    watch.join(seat, mark)
+    try:
+        await _serve(websocket, seat, patterns)
+    finally:
+        watch.leave(seat)
 
 
-@dataclass(slots=True)
-class Seat:
-    """A connection's listener, replaced when its access is resolved again."""
-
-    listener: Listener
-    token: str
-    recheck: asyncio.Event
+def _listener(standing: Standing, patterns: tuple[str, ...]) -> Listener:
+    return Listener(standing.user_id, standing.username, standing.tenant_id, standing.access,
+                    patterns)
 
 
-async def _serve(websocket: WebSocket, listener: Listener, token: str) -> None:
+async def _serve(websocket: WebSocket, seat: Seat, patterns: tuple[str, ...]) -> None:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    seat = Seat(listener, token, asyncio.Event())
+    listener = _listener(seat.standing, patterns)
+    current = [(seat.standing, listener)]  # the listener of the seat's latest standing
 
     def put(message: dict[str, Any]) -> None:
         if queue.qsize() >= QUEUE_LIMIT:
@@ -208,9 +190,12 @@ async def _serve(websocket: WebSocket, listener: Listener, token: str) -> None:
         queue.put_nowait(message)
 
     def deliver(event: OrgEvent) -> None:
-        if _changes_access(event) and event.tenant_id == seat.listener.tenant_id:
-            loop.call_soon_threadsafe(seat.recheck.set)
-        if seat.listener.wants(event):
+        standing = seat.standing  # replaced by the access watch when it changes
+        known, now = current[0]
+        if known is not standing:  # (two publisher threads may both build the same one)
+            now = _listener(standing, patterns)
+            current[0] = (standing, now)
+        if now.wants(event):
             envelope = getattr(event, "envelope", None)
             message = envelope() if envelope is not None else org_envelope(event)
             loop.call_soon_threadsafe(put, message)
@@ -229,38 +214,21 @@ async def _serve(websocket: WebSocket, listener: Listener, token: str) -> None:
                 "events": list(listener.patterns) or ["*"],
             }
         )
-        await _pump(websocket, queue, _recheck(websocket, seat))
+        await _pump(websocket, queue, _close_when_gone(websocket, seat))
     finally:
         unsubscribe()
         if leave is not None:
             leave()
 
 
-async def _recheck(websocket: WebSocket, seat: Seat) -> None:
-    """Check the token and resolve access again every ``RECHECK_SECONDS`` (or at once after
-    a change of roles); close with a reason when the token no longer signs anyone in."""
-    db: Database = websocket.app.state.db
-    while True:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(seat.recheck.wait(), RECHECK_SECONDS)
-        seat.recheck.clear()
-        try:
-            fresh = await asyncio.to_thread(_sign_in, db, seat.token, seat.listener.patterns)
-        except Exception:  # the database is away for a moment: keep what we had
-            log.exception("events: could not check user %s's access again", seat.listener.user_id)
-            continue
-        if fresh is None or fresh.user_id != seat.listener.user_id:
-            await websocket.close(
-                CLOSE_NOT_SIGNED_IN,
-                "the token was revoked or expired while connected: sign in again with "
-                "POST /api/v1/login and reconnect",
-            )
-            return
-        seat.listener = fresh
+async def _close_when_gone(websocket: WebSocket, seat: Seat) -> None:
+    """Close with 4401 and the reason once the access watch says the sign-in is gone."""
+    reason = await seat.closing
+    await websocket.close(CLOSE_NOT_SIGNED_IN, reason)
 
 
 async def _pump(
-    websocket: WebSocket, queue: asyncio.Queue[dict[str, Any]], checker: Coroutine[Any, Any, None]
+    websocket: WebSocket, queue: asyncio.Queue[dict[str, Any]], checker: Awaitable[None]
 ) -> None:
     """Send queued events and answer pings until the client leaves (or falls behind, or
     loses its sign-in: ``checker``)."""
