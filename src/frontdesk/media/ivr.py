@@ -17,9 +17,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from frontdesk.media.prompts import Prompt
-from frontdesk.media.session import MediaSession
+
+if TYPE_CHECKING:  # the RTP stack is imported by whoever runs a menu, not by its validation
+    from frontdesk.media.session import MediaSession
 
 log = logging.getLogger("frontdesk.media.ivr")
 

@@ -26,7 +26,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from frontdesk.media.rtp import encode_frames
 from frontdesk.media.wav import RATE, SILENCE_PEAK, WavError, peak, read_pcm, write_wav_atomic
 
 RENDERER_VERSION = "espeak-ng/sox v1"
@@ -56,6 +55,10 @@ class Prompt:
     def frames(self, codec: str) -> list[bytes]:
         cached = self._frames.get(codec)
         if cached is None:
+            # imported here: the RTP stack (aiortp, numpy) costs ~0.3 s, which CLI commands
+            # that only store prompts would otherwise pay at import
+            from frontdesk.media.rtp import encode_frames
+
             cached = self._frames[codec] = encode_frames(self.pcm, codec)
         return cached
 

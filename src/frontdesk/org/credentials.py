@@ -12,6 +12,7 @@ exactly once, to the caller that made it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -28,8 +29,13 @@ from frontdesk.store.models import User
 TOKEN_PREFIX = "fdt_"
 MIN_PASSWORD_LENGTH = 8
 _hasher = PasswordHasher()
-#: A hash to verify against when the user does not exist, so timing does not tell.
-_DUMMY_HASH = _hasher.hash("frontdesk-no-such-user")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the user does not exist, so timing does not tell.
+    Made on first use: hashing costs ~0.4 s, which every CLI command would pay at import."""
+    return _hasher.hash("frontdesk-no-such-user")
 
 
 def hash_password(password: str) -> str:
@@ -40,7 +46,7 @@ def hash_password(password: str) -> str:
 def check_password(password_hash: str | None, password: str) -> bool:
     """True when ``password`` matches ``password_hash`` (always False for None)."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        return _hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
