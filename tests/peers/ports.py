@@ -14,12 +14,29 @@ come from the OS (bind to port 0).
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import threading
 
 HOST = "127.0.0.1"
-RTP_BLOCK = (20000, 20999)
+RTP_BLOCK_ALL = (20000, 20999)
+
+
+def _worker_block(block: tuple[int, int], worker: str | None) -> tuple[int, int]:
+    """This pytest-xdist worker's share of ``block`` (worker "gw<i>" of
+    PYTEST_XDIST_WORKER_COUNT), so parallel workers never pick the same RTP ports; the whole
+    block without xdist."""
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker or not worker.startswith("gw") or count <= 1:
+        return block
+    index = int(worker[2:]) % count
+    size = (block[1] - block[0] + 1) // count
+    low = block[0] + index * size
+    return low, low + size - 1
+
+
+RTP_BLOCK = _worker_block(RTP_BLOCK_ALL, os.environ.get("PYTEST_XDIST_WORKER"))
 
 _handed_out: set[int] = set()
 _lock = threading.Lock()
