@@ -102,14 +102,20 @@ def create_demo(db: Database) -> dict[str, Any]:
 
 def _print_demo(info: dict[str, Any], sip: str) -> None:
     table = Table(title=f"Demo tenant {info['tenant']!r} (SIP domain {info['sip_domain']})")
-    for col in ("Extension", "Name", "Role", "SIP user", "Password"):
+    for col in ("Ext.", "Name", "Role", "SIP user"):
         table.add_column(col)
+    for col, key in (("Password", "password"), ("Voicemail PIN", "voicemail_pin")):
+        # secrets are never shortened: the other columns wrap on a narrow terminal
+        table.add_column(col, min_width=max(len(str(e.get(key, "-")))
+                                            for e in info["extensions"]))
     for e in info["extensions"]:
         table.add_row(e["number"], e["name"], e["role"].replace("_", " "), e["username"],
-                      e["password"])
+                      e["password"], e.get("voicemail_pin", "-"))
     console.print(table)
     console.print(f"Point a phone at [bold]{sip}[/] (UDP or TCP), user = extension, "
                   f"realm/domain {info['sip_domain']} or the server address.")
+    console.print("A call nobody answers goes to the extension's mailbox; dial [bold]*97[/] "
+                  "from your phone and enter your voicemail PIN to listen.")
 
 
 @cli.command()

@@ -42,6 +42,7 @@ from frontdesk.org.model import AuditEntry, RoleAssignment
 from frontdesk.org.resources import site_slug_of, username_of
 from frontdesk.org.roles import matrix_markdown, parse_role
 from frontdesk.org.service import Change, ChangeOutcome
+from frontdesk.routing.templates import front_desk
 from frontdesk.store import repo
 from frontdesk.store.db import Database
 from frontdesk.store.models import Tenant, User, utcnow
@@ -121,8 +122,8 @@ def set_extension(db: Database, tenant: Tenant, number: str, fields: dict[str, A
 
 def create_demo_tenant(db: Database, tenant: tuple[str, str, str],
                        extensions: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
-    """The demo tenant, its people with their roles, and an administrator with an API
-    password — all through the change path as the local administrator."""
+    """The demo tenant, its people with their roles and voicemail, and an administrator with
+    an API password — all through the change path as the local administrator."""
     slug, name, domain = tenant
     admin = Actor.local_admin(None)
     run_changes(db, admin, [Change("tenant", "create", slug, {"name": name, "sip_domain": domain,
@@ -140,15 +141,45 @@ def create_demo_tenant(db: Database, tenant: tuple[str, str, str],
                                                            "sip_password": password}),
                     Change("role_assignment", "create", None, {"user": number, "role": role})]
         people.append({"number": number, "name": display, "role": role, "username": number,
-                       "password": password})
+                       "password": password, "voicemail_pin": demo_pin()})
     admin_password = secrets.token_urlsafe(12)
     changes += [Change("user", "create", "admin", {"display_name": "Administrator",
                                                    "password": admin_password}),
                 Change("role_assignment", "create", None, {"user": "admin",
                                                            "role": "administrator"})]
-    run_changes(db, actor, changes)
+    run_changes(db, actor, changes + demo_voicemail(people))
     return {"tenant": slug, "sip_domain": domain, "realm": domain, "extensions": people,
             "admin": {"username": "admin", "password": admin_password}}
+
+
+def demo_pin() -> str:
+    """A random 6-digit voicemail PIN (the mailbox kind stores only its hash)."""
+    return f"{secrets.randbelow(10**6):06d}"
+
+
+def demo_voicemail(people: Sequence[dict[str, Any]]) -> list[Change]:
+    """Everyone's mailbox, with the PIN in ``voicemail_pin``. The front desk's calls end in
+    the service manager's mailbox (the ``front-desk`` flow's ``role:service_manager``): the
+    service manager and the service coordinators are responsible for checking it; everyone
+    else checks their own. Every mailbox is checked on the default schedule (every odd hour
+    of business hours) in the time zone of the flow's business hours. Missed checks escalate
+    to the service manager (the tenant's ``service_manager_extension``, which the standard
+    greeting also names)."""
+    def holders(role: str) -> list[str]:
+        return [p["number"] for p in people if p["role"] == role]
+
+    managers = holders("service_manager")
+    schedule = {"timezone": front_desk().timezone}
+    changes = []
+    for person in people:
+        fields: dict[str, Any] = {"pin": person["voicemail_pin"], "check_schedule": schedule}
+        if person["role"] == "service_manager":
+            fields["responsible"] = [person["number"], *holders("service_coordinator")]
+        changes.append(Change("mailbox", "create", person["number"], fields))
+    if managers:
+        changes.append(Change("voicemail", "update", "settings",
+                              {"variables": {"service_manager_extension": managers[0]}}))
+    return changes
 
 
 def _setup(data_dir: Path, db_url: str | None, slug: str | None) -> tuple[Database, Tenant]:

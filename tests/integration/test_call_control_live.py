@@ -283,8 +283,7 @@ def test_nobody_answers_after_the_prompt_so_voicemail_takes_the_message(
     greeting = tmp_path / "greeting.wav"
     fd = serve(
         tmp_path,
-        VOICEMAIL_FLOW,
-        ("voicemail", "mailbox", "add", "102", "--pin", "1234"),
+        VOICEMAIL_FLOW,  # into the demo's mailbox 102
         ("voicemail", "greeting", "render", "102", "--out", str(greeting)),
     )
     with running(fd):
@@ -321,12 +320,12 @@ def test_nobody_answers_after_the_prompt_so_voicemail_takes_the_message(
 
 
 class Office:
-    """The demo tenant in an in-process PbxServer (see inprocess_server), mailbox 102."""
+    """The demo tenant (with its mailbox 102) in an in-process PbxServer (see
+    inprocess_server)."""
 
     def __init__(self, tmp: Path) -> None:
         self.fd = FrontdeskProcess(tmp / "fd")  # for the CLI and the demo passwords
         self.fd.init_demo()
-        self.cli("voicemail", "mailbox", "add", "102", "--pin", "1234")
         self.greeting = tmp / "greeting.wav"
         self.cli("voicemail", "greeting", "render", "102", "--out", str(self.greeting))
         self.live = InProcessServer(self.fd.data_dir, ENV).start()
@@ -495,8 +494,8 @@ def test_unknown_calls_and_targets_get_clear_errors(
         office.live.run(control.transfer(cdr_id, "999", "dana"))
     with pytest.raises(CallControlError, match="no registered phone"):
         office.live.run(control.transfer(cdr_id, "201", "dana"))
-    with pytest.raises(UnknownTarget, match="mailbox 103 does not exist"):
-        office.live.run(control.to_voicemail(cdr_id, "103", "dana"))
+    with pytest.raises(UnknownTarget, match="mailbox 104 does not exist"):  # 101-203 have one
+        office.live.run(control.to_voicemail(cdr_id, "104", "dana"))
     caller.hangup()
     callee.wait_event("CALL_CLOSED", timeout=5)
 

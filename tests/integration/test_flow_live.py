@@ -2,7 +2,8 @@
 the office manager's phone rings and is not answered, the flow moves on after its timeout,
 the service manager's phone answers, and the CDR records the path taken; the front-desk
 routine's whole shape (office manager, then the service team, nobody answers, the service
-manager's voicemail takes the caller's message); a menu whose invalid-choice prompt the
+manager's voicemail takes the caller's message); the demo out of the box, where a call
+nobody answers reaches the service manager's greeting; a menu whose invalid-choice prompt the
 caller hears after a wrong key; a tenant without a main number whose technician is still
 shielded; and a ring group that changes its members while the server runs."""
 
@@ -167,7 +168,7 @@ nodes:
     {type: ring, targets: ["101"], timeout: 5, no_answer: ring-service-team, busy: ring-service-team}
   ring-service-team:
     {type: ring, targets: ["102", "103"], timeout: 5, no_answer: voicemail, busy: voicemail}
-  voicemail: {type: voicemail, mailbox: "102", greeting: standard}
+  voicemail: {type: voicemail, mailbox: "role:service_manager", greeting: standard}
 """
 
 
@@ -175,14 +176,14 @@ def test_nobody_answers_so_the_front_desk_routine_ends_in_voicemail(
     tmp_path: Path, baresip_phone: Callable[..., BaresipPhone]
 ) -> None:
     """Real ringing and no-answer timeouts on three phones, then the service manager's
-    mailbox answers the caller (never answered before: no earlier prompt), plays the
-    standard greeting and stores what the caller says (correlation with the spoken words)."""
+    mailbox — the one `init --demo` made — answers the caller (never answered before: no
+    earlier prompt), plays the standard greeting and stores what the caller says
+    (correlation with the spoken words)."""
     fd = FrontdeskProcess(tmp_path / "fd")
     fd.init_demo()
     greeting = tmp_path / "greeting.wav"
-    for args in (("voicemail", "mailbox", "add", "102", "--pin", "1234"),
-                 ("voicemail", "greeting", "render", "102", "--out", str(greeting))):  # fmt: skip
-        fd.cli(*args, "--data", str(fd.data_dir))
+    fd.cli("voicemail", "greeting", "render", "102", "--out", str(greeting),
+           "--data", str(fd.data_dir))  # fmt: skip
     (tmp_path / "flow.yaml").write_text(FRONT_DESK)
     fd.cli("flow", "publish", "--file", str(tmp_path / "flow.yaml"), "--actor", "test",
            "--data", str(fd.data_dir))  # fmt: skip
@@ -229,6 +230,51 @@ def test_nobody_answers_so_the_front_desk_routine_ends_in_voicemail(
         assert nodes[0] == "start" and nodes[-1] == "voicemail", nodes
         assert nodes.index("ring-office-manager") < nodes.index("ring-service-team"), nodes
         assert cdr["callee_answered_by"] == "frontdesk" and cdr["ended_at"], cdr
+    finally:
+        fd.stop()
+    assert "Traceback" not in fd.log_tail(10_000), fd.log_tail(80)
+
+
+def test_out_of_the_box_a_call_nobody_answers_reaches_the_service_managers_greeting(
+    tmp_path: Path, baresip_phone: Callable[..., BaresipPhone]
+) -> None:
+    """`init --demo` and nothing else: the built-in front-desk flow and the demo's own
+    mailboxes. No staff phone is registered, so at any hour the call to the main number ends
+    in the service manager's mailbox (after the after-hours message when the office is
+    closed) and the caller hears its standard greeting (by correlation)."""
+    from frontdesk.media.prompts import PromptLibrary
+    from frontdesk.routing.templates import AFTER_HOURS_MESSAGE
+
+    fd = FrontdeskProcess(tmp_path / "fd")
+    fd.init_demo()
+    greeting = tmp_path / "greeting.wav"
+    fd.cli("voicemail", "greeting", "render", "102", "--out", str(greeting),
+           "--data", str(fd.data_dir))  # fmt: skip
+    closed = PromptLibrary(tmp_path / "refs").render(AFTER_HOURS_MESSAGE)
+    fd.start(extra_env={"FRONTDESK_RTP_PORTS": "0"})
+    try:
+        caller = registered_baresip(baresip_phone, fd, "202",
+                                    audio_file=silence_wav(tmp_path / "quiet.wav", 60.0))  # fmt: skip
+        caller.dial(f"sip:100@127.0.0.1:{fd.sip_port}")
+        caller.wait_event("CALL_ESTABLISHED", timeout=10)
+        time.sleep(duration(closed) + duration(greeting) + 2.0)
+        caller.hangup()
+        caller.wait_event("CALL_CLOSED", timeout=10)
+        heard = caller.last_recording().heard
+        deadline = time.monotonic() + 5
+        while not (ended := [c for c in fd.cdrs() if c["ended_at"]]):
+            assert time.monotonic() < deadline, fd.cdrs()
+            time.sleep(0.2)
+        with sqlite3.connect(fd.data_dir / "frontdesk.db") as db:
+            (path,) = db.execute("select path from cdrs where id = ?",
+                                 (ended[0]["id"],)).fetchone()  # fmt: skip
+        nodes = [step["node"] for step in json.loads(path)]
+        assert nodes[-1] in ("voicemail-service-manager", "voicemail-after-hours"), nodes
+        references = [greeting] + ([closed] if nodes[-1] == "voicemail-after-hours" else [])
+        scores = [best_correlation(heard, wav) for wav in references]
+        print(f"demo main number, {nodes[-1]}: " + ", ".join(f"{x:.3f}" for x in scores))
+        assert min(scores) >= 0.9, (nodes, scores)
+        assert ended[0]["callee_answered_by"] == "frontdesk", ended[0]
     finally:
         fd.stop()
     assert "Traceback" not in fd.log_tail(10_000), fd.log_tail(80)

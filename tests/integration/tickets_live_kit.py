@@ -226,11 +226,10 @@ def office_fixture(
     frontdesk_factory: Callable[..., FrontdeskProcess],
     request: pytest.FixtureRequest,
 ) -> Iterator[Office]:
-    """The demo tenant on SQLite (or, parametrized, PostgreSQL) with mailbox 102, the
+    """The demo tenant on SQLite (or, parametrized, PostgreSQL) with its mailbox 102, the
     front-desk flow, a known caller with an open request, three webhook endpoints (the
     helpdesk, one that is down, Zammad) and API tokens for 101 and 102."""
     fd = frontdesk_factory(db=getattr(request, "param", "sqlite"), start=False)
-    cli(fd, "voicemail", "mailbox", "add", "102", "--pin", "1234")
     (tmp_path / "flow.yaml").write_text(FLOW)
     cli(fd, "flow", "publish", "--file", str(tmp_path / "flow.yaml"), "--actor", "test")
     down_url = f"http://127.0.0.1:{closed_port()}/down"

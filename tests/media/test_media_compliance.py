@@ -71,10 +71,15 @@ def db(tmp_path: Path) -> Database:
     database = Database(sqlite_url(tmp_path))
     database.migrate()
     create_demo(database)
+    # the demo's mailboxes 102 and 201 on the default schedule (UTC); the others go, so the
+    # escalations are about these two only
     configure(
         database,
-        Change("mailbox", "create", "102", {"pin": "1234", "responsible": ["102", "103"]}),
-        Change("mailbox", "create", "201", {"pin": "1234", "escalate_to": "101"}),
+        Change("mailbox", "update", "102", {"pin": "1234", "responsible": ["102", "103"],
+                                            "check_schedule": None}),
+        Change("mailbox", "update", "201", {"pin": "1234", "escalate_to": "101",
+                                            "check_schedule": None}),
+        *(Change("mailbox", "delete", n) for n in ("101", "103", "202", "203")),
         Change("voicemail", "update", "settings",
                {"variables": {"service_manager_extension": "102"}}),
     )

@@ -30,28 +30,31 @@ def fd(db: Database, tmp_path: Path) -> Fd:  # noqa: F811
 
 
 def test_mailbox_changes_are_checked_audited_and_rolled_back(fd: Fd) -> None:
-    out = fd("voicemail", "mailbox", "add", "102", "--pin", "1234", "--responsible", "102,103")
-    assert "mailbox 102 (Service Manager) created" in out.output
+    taken = fd("voicemail", "mailbox", "add", "102", "--pin", "1234", code=2)  # the demo's
+    assert "mailbox '102' already exists" in taken.output
+    fd("ext", "add", "104", "--name", "Dispatcher")  # an extension without a mailbox yet
+    out = fd("voicemail", "mailbox", "add", "104", "--pin", "1234", "--responsible", "104,103")
+    assert "mailbox 104 (Dispatcher) created" in out.output
     before = dump(fd.db)
-    denied = fd("voicemail", "mailbox", "set", "102", "--check-hours", "9,13", "--as", "103",
+    denied = fd("voicemail", "mailbox", "set", "104", "--check-hours", "9,13", "--as", "103",
                 code=2)
-    assert "103 may not update mailbox 102 (needs permission mailbox.update)" in denied.output
+    assert "103 may not update mailbox 104 (needs permission mailbox.update)" in denied.output
     assert dump(fd.db) == before
-    changed = fd("voicemail", "mailbox", "set", "102", "--pin", PIN, "--check-hours", "9,13",
+    changed = fd("voicemail", "mailbox", "set", "104", "--pin", PIN, "--check-hours", "9,13",
                  "--as", "101")
     assert "checks: 09:00, 13:00" in changed.output
-    bad = fd("voicemail", "mailbox", "set", "102", "--timezone", "Mars/Olympus", "--as", "101",
+    bad = fd("voicemail", "mailbox", "set", "104", "--timezone", "Mars/Olympus", "--as", "101",
              code=2)
     assert "Mars/Olympus" in bad.output and "IANA" in bad.output
-    rows = audit_rows(fd.db, "mailbox")
+    rows = [r for r in audit_rows(fd.db, "mailbox") if r.resource_key == "104"]
     assert [(r.actor, r.channel, r.action) for r in rows] == [
         ("local administrator", "cli", "create"), ("101", "cli", "update")]
     assert json.loads(rows[1].after or "{}")["pin"] == "(secret)"
-    history = fd("history", "mailbox", "102").output
+    history = fd("history", "mailbox", "104").output
     assert "101" in history
-    fd("rollback", "mailbox", "102", "1", "--as", "101")
+    fd("rollback", "mailbox", "104", "1", "--as", "101")
     with fd.db.session() as s:
-        box = s.scalar(select(Mailbox).where(Mailbox.number == "102"))
+        box = s.scalar(select(Mailbox).where(Mailbox.number == "104"))
         assert box is not None and box.check_schedule is None
     for table in ("audit_log", "resource_versions"):
         text = repr(dump(fd.db)[table])
@@ -75,16 +78,16 @@ def test_template_and_policy_need_voicemail_update(fd: Fd) -> None:
     ok = fd("voicemail", "template", "--var", "service_manager_extension=102", "--policy",
             "allowed", "--max-seconds", "120", "--as", "101")
     assert "personal greetings: allowed" in ok.output and "longest message: 120 s" in ok.output
-    [row] = audit_rows(fd.db, "voicemail")
-    assert (row.actor, row.channel, row.action) == ("101", "cli", "update")
+    demo, row = audit_rows(fd.db, "voicemail")  # `init --demo` named the service manager
+    assert (demo.actor, row.actor, row.channel, row.action) == (
+        "local administrator", "101", "cli", "update")
     fd("rollback", "voicemail", "settings", "1", "--as", "101")
     assert "personal greetings: approval_required" in fd("voicemail", "template").output
 
 
 @pytest.mark.skipif(not shutil.which("sox"), reason="needs sox")
 def test_greetings_are_uploaded_and_approved_by_the_phone_manager(fd: Fd) -> None:
-    fd("voicemail", "mailbox", "add", "102", "--pin", "1234")
-    wav = fd.data / "mine.wav"
+    wav = fd.data / "mine.wav"  # for the demo's mailbox 102
     write_wav_atomic(wav, b"\x00\x10\x00\xf0" * 8000)
     fd("voicemail", "greeting", "upload", "102", str(wav), "--as", "102", code=2)
     assert not list((fd.data / "prompts" / "uploads").glob("*.wav"))  # a refused upload is gone

@@ -117,7 +117,7 @@ def test_menu_definitions_are_checked(choices: dict[str, str], problem: str) -> 
 
 
 class Office:
-    """Database with the demo tenant, mailbox 102 and menu 500; services on a rig."""
+    """Database with the demo tenant (its mailbox 102) and menu 500; services on a rig."""
 
     def __init__(self, rig: Rig, data: Path) -> None:
         self.db = Database(sqlite_url(data))
@@ -125,7 +125,6 @@ class Office:
         create_demo(self.db)
         configure(
             self.db,
-            Change("mailbox", "create", "102", {"name": "Service Manager", "pin": "1234"}),
             Change("voicemail", "update", "settings", {"greeting_template": "Voicemail of {name}."}),
         )
         with self.db.session() as s:

@@ -45,13 +45,14 @@ ENV = {"FRONTDESK_RTP_PORTS": "0", "FRONTDESK_MEDIA_TIMEOUT": "5"}
 
 
 class Office:
-    """A server with the demo tenant, mailbox 102 (PIN 1234) and its rendered greeting."""
+    """A server with the demo tenant, its mailbox 102 set to PIN 1234 (short to type), and
+    the mailbox's rendered greeting."""
 
     def __init__(self, tmp: Path, *setup: list[str]) -> None:
         self.tmp = tmp
         self.fd = FrontdeskProcess(tmp / "fd")
         self.fd.init_demo()
-        self.cli("voicemail", "mailbox", "add", "102", "--pin", "1234", "--escalate-to", "102")
+        self.cli("voicemail", "mailbox", "set", "102", "--pin", "1234", "--escalate-to", "102")
         self.cli("voicemail", "template", "--var", "service_manager_extension=102")
         for args in setup:
             self.cli(*args)
@@ -182,8 +183,9 @@ def test_linphonec_listens_and_saves_through_star97(
     [message] = office.messages()
     assert listened >= HEARD, listened
     assert (message["status"], message["heard_by"]) == ("saved", "102")
-    report = json.loads(office.cli("voicemail", "compliance", "--json").stdout)
-    assert report[0]["checks"][0]["by"] == "102" and report[0]["checks"][0]["channel"] == "phone"
+    [report] = json.loads(office.cli("voicemail", "compliance", "--mailbox", "102",
+                                     "--json").stdout)
+    assert report["checks"][0]["by"] == "102" and report["checks"][0]["channel"] == "phone"
 
 
 def test_sipp_subscriber_gets_message_waiting_counts(

@@ -6,6 +6,7 @@ tenant's policy."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import shutil
@@ -29,9 +30,13 @@ from frontdesk.org.events import ChangeApplied, Recorder, StakeholderInformed
 from frontdesk.org.events import EventBus as OrgEventBus
 from frontdesk.org.model import AuditEntry
 from frontdesk.org.service import Change
+from frontdesk.pbx.directory import ExtensionInfo
+from frontdesk.pbx.flows import TenantRouting
 from frontdesk.pbx.location import Binding
 from frontdesk.pbx.voicemail import MailboxView, VoicemailService
 from frontdesk.pbx.voicemail_calls import record_personal_greeting
+from frontdesk.routing.directory import StaticDirectory
+from frontdesk.routing.model import FlowDocument
 from frontdesk.sip.message import Request, Response
 from frontdesk.sip.peer import Peer
 from frontdesk.store.db import Database, sqlite_url
@@ -68,9 +73,10 @@ def voice(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 class Box:
-    """A database with the demo tenant and mailbox 102 (PIN 1234), and a service on a rig."""
+    """A database with the demo tenant, its mailbox 102 set to PIN 1234 (escalating to 102),
+    and a service on a rig."""
 
-    def __init__(self, rig: Rig, data: Path, standard: bool) -> None:
+    def __init__(self, rig: Rig, data: Path, standard: bool, removed: tuple[str, ...]) -> None:
         self.data = data
         self.db = Database(sqlite_url(data))
         self.db.migrate()
@@ -80,9 +86,9 @@ class Box:
             settings["greeting_template"] = "Voicemail of {name}."
         configure(
             self.db,
-            Change("mailbox", "create", "102", {"name": "Service Manager", "pin": "1234",
-                                                "escalate_to": "102"}),
+            Change("mailbox", "update", "102", {"pin": "1234", "escalate_to": "102"}),
             Change("voicemail", "update", "settings", settings),
+            *(Change("mailbox", "delete", number) for number in removed),
         )
         self.rig = rig
         #: the ownership event bus the server would hand over (the API's), and what it got
@@ -103,12 +109,14 @@ class Box:
         return read_pcm(choice.path or self.service.prompts.render(choice.text or ""))
 
 
-def run(tmp_path: Path, test: Callable[[Box], Awaitable[None]], standard: bool = False) -> None:
-    """``standard``: the tenant's default greeting template (long); else a short one."""
+def run(tmp_path: Path, test: Callable[[Box], Awaitable[None]], standard: bool = False,
+        removed: tuple[str, ...] = ()) -> None:
+    """``standard``: the tenant's default greeting template (long); else a short one;
+    ``removed``: the demo's mailboxes to delete before the service starts."""
 
     async def main() -> None:
         rig = Rig(NUMBERS)
-        box = Box(rig, tmp_path / "data", standard)
+        box = Box(rig, tmp_path / "data", standard, removed)
         await box.service.start()
         try:
             await test(box)
@@ -283,7 +291,7 @@ def test_subscribe_rules(tmp_path: Path) -> None:
         too_short = next(m for m in owner.messages if isinstance(m, Response))
         assert too_short.headers.get("Min-Expires") == "60"
 
-    run(tmp_path, test)
+    run(tmp_path, test, removed=("103",))  # extension 103 without a mailbox
 
 
 def test_three_wrong_pins_hang_up(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -370,10 +378,9 @@ def test_a_greeting_by_phone_follows_the_policy_through_the_change_path(tmp_path
     data = tmp_path / "data"
     db = Database(sqlite_url(data))
     db.migrate()
-    create_demo(db)
-    configure(db, Change("mailbox", "create", "102", {"pin": "1234"}),
-              Change("mailbox", "create", "777", {"name": "Front desk", "pin": "1234"}))
-    view = MailboxView(1, 1, "102", "Service Manager", True)
+    create_demo(db)  # with mailbox 102
+    configure(db, Change("mailbox", "create", "777", {"name": "Front desk", "pin": "1234"}))
+    view = MailboxView(_mailbox_id(db, "102"), 1, "102", "Service Manager", True)
     audio = Path("prompts/uploads/g.wav")
     for policy, expected in (("forbidden", None), ("allowed", "active"),
                              ("approval_required", "pending_approval")):
@@ -387,7 +394,8 @@ def test_a_greeting_by_phone_follows_the_policy_through_the_change_path(tmp_path
                 assert record_personal_greeting(s, view, audio) == expected
         assert len(_audit_rows(db)) == len(before) + (0 if expected is None else 1)
     with db.session() as s:  # a mailbox without a user: its own phone job is the owner
-        record_personal_greeting(s, MailboxView(2, 1, "777", "Front desk", True), audio)
+        record_personal_greeting(s, MailboxView(_mailbox_id(db, "777"), 1, "777", "Front desk",
+                                                True), audio)
     rows = [r for r in _audit_rows(db) if r.resource_type == "greeting"]
     assert [(r.actor, r.actor_kind, r.channel) for r in rows[-3:]] == [
         ("102", "user", "job"), ("102", "user", "job"), ("job mailbox 777 owner", "job", "job")]
@@ -396,6 +404,45 @@ def test_a_greeting_by_phone_follows_the_policy_through_the_change_path(tmp_path
     with db.session() as s:
         assert audit.verify(s).ok
     db.close()
+
+
+def test_a_technician_without_a_registered_phone_is_still_shielded(tmp_path: Path) -> None:
+    """Technician 201 has a mailbox (the demo gives everyone one) and no phone registered:
+    an outside caller still meets the shield and enters the flow (here: the service
+    manager's mailbox), while a co-worker is let through to 201's own voicemail."""
+
+    async def test(box: Box) -> None:
+        d = box.rig.engine.directory
+        d.extensions[(1, "201")] = ExtensionInfo(1, "201", "Technician One", 5.0, 5)
+        tenant = dataclasses.replace(d.tenants[1], main_number="100")
+        d.tenants[1] = d.by_domain[DOMAIN] = d.default = tenant
+        flow = FlowDocument.model_validate({"name": "front-desk", "timezone": "UTC", "nodes": {
+            "start": {"type": "start", "next": "vm"},
+            "vm": {"type": "voicemail", "mailbox": "102", "greeting": "standard"}}})
+        d.routing[1] = TenantRouting(flow, StaticDirectory.build(
+            {**NUMBERS, "201": "Technician One"}, roles={"technician": ["201"]},
+            mailboxes=["102", "201"]))
+        for n, caller in enumerate(("+12125550147", "101")):
+            phone = SoftPhone(box.rig, caller, 7070 + n)
+            assert (await phone.connect("201", wait=5.0)).status == 200
+            phone.hangup()
+            await phone.wait_for(lambda n=n: len(_ended(box)) == n + 1, 5.0)
+            await phone.close()
+        outside, colleague = _ended(box)
+        assert outside["path"][-1]["node"] == "vm", outside["path"]
+        assert "shielded: unknown caller" in outside["path"][0]["note"]
+        assert "voicemail of 201" in colleague["path"][-1]["note"], colleague["path"]
+
+    run(tmp_path, test)
+
+
+def _ended(box: Box) -> list[dict[str, Any]]:
+    return [c for c in box.rig.cdrs if c.get("ended_at") and c.get("path")]
+
+
+def _mailbox_id(db: Database, number: str) -> int:
+    with db.session() as s:
+        return store.require_mailbox(s, 1, number).id
 
 
 def _audit_rows(db: Database) -> list[Any]:
@@ -423,24 +470,28 @@ def _greetings(box: Box) -> list[Any]:
 def test_reconcile_adds_a_message_whose_row_was_never_written(tmp_path: Path) -> None:
     async def test(box: Box) -> None:
         folder = store.message_dir(box.data, 1, "102")
+        mailbox_id = _mailbox_id(box.db, "102")
         folder.mkdir(parents=True)
         from frontdesk.media.wav import write_wav_atomic
 
         write_wav_atomic(folder / "m1.wav", b"\x00\x10" * 8000)
         store.write_sidecar(
             folder / "m1.wav",
-            {"id": "m1", "mailbox_id": 1, "caller": "103", "received_at": 1_700_000_000.0},
+            {"id": "m1", "mailbox_id": mailbox_id, "caller": "103",
+             "received_at": 1_700_000_000.0},
         )
         (folder / "m2.wav.part").write_bytes(b"\x00" * 44 + b"\x00\x10" * 4000)
         store.write_sidecar(
             folder / "m2.wav",
-            {"id": "m2", "mailbox_id": 1, "caller": "101", "received_at": 1_700_000_001.0},
+            {"id": "m2", "mailbox_id": mailbox_id, "caller": "101",
+             "received_at": 1_700_000_001.0},
         )
         with box.db.session() as s:
             added = store.reconcile(s, box.data)
         assert sorted(added) == ["m1", "m2"]
         durations = sorted(m.duration for m in box.messages())
         assert durations == [0.5, 1.0]
+        assert {m.mailbox_id for m in box.messages()} == {mailbox_id}
 
     run(tmp_path, test)
 

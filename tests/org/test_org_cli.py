@@ -66,9 +66,11 @@ def test_demo_assigns_roles_and_an_api_administrator(fd: Fd, demo: dict[str, Any
     client = TestClient(create_app(db=fd.db))
     login = client.post("/api/v1/login", json={"tenant": "demo", **demo["admin"]})
     assert login.status_code == 200, login.text
-    assert demo["extensions"][0] == {"number": "101", "name": "Office Manager",
-                                     "role": "office_manager", "username": "101",
-                                     "password": demo["extensions"][0]["password"]}
+    first = demo["extensions"][0]
+    assert first == {"number": "101", "name": "Office Manager", "role": "office_manager",
+                     "username": "101", "password": first["password"],
+                     "voicemail_pin": first["voicemail_pin"]}
+    assert first["voicemail_pin"].isdigit() and len(first["voicemail_pin"]) == 6
 
 
 def test_ext_and_tenant_commands_keep_their_output_and_are_audited(fd: Fd,

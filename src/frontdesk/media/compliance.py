@@ -13,10 +13,13 @@ escalate twice) and returns `MailboxCheckMissed` events for the caller to publis
 
 The schedule arithmetic is pure (times in, slots out); the functions taking a session read
 and write the database and block (use ``asyncio.to_thread``). Never sends anything itself.
+Adds the coverage check ``voicemail-checkers`` (org's coverage report loads this module): a
+mailbox whose responsible people are nobody — no extension with a user, no user name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -27,6 +30,8 @@ from sqlalchemy.orm import Session
 
 from frontdesk.media.events import MailboxCheckMissed
 from frontdesk.media.model import CHECK_CHANNELS, CheckEscalation, Mailbox, MailboxCheck
+from frontdesk.org.coverage import CoverageProblem, register_check
+from frontdesk.store.models import Extension, Tenant, User
 
 DEFAULT_SCHEDULE: dict[str, Any] = {
     "hours": [9, 11, 13, 15, 17],  # every odd hour during business hours (08:00-18:00)
@@ -293,3 +298,25 @@ def escalate_missed(
             )
     s.flush()
     return events
+
+
+@register_check("voicemail-checkers")
+def unchecked_mailboxes(s: Session, tenant: Tenant, now: datetime) -> Iterator[CoverageProblem]:
+    """Mailboxes nobody is responsible for checking: none of their responsible people is an
+    extension with a user or a user of the tenant (checks would be missed unnoticed)."""
+    people = set(s.scalars(select(User.username).where(User.tenant_id == tenant.id)))
+    people |= set(s.scalars(select(Extension.number).where(
+        Extension.tenant_id == tenant.id, Extension.user_id.is_not(None))))
+    for box in s.scalars(select(Mailbox).where(Mailbox.tenant_id == tenant.id)
+                         .order_by(Mailbox.number)):
+        responsible = list(box.responsible or [box.number])
+        if people.intersection(responsible):
+            continue
+        yield CoverageProblem(
+            "voicemail-checkers", "problem", f"mailbox {box.number}",
+            f"mailbox {box.number} ({box.name}) has nobody responsible for checking it: "
+            f"none of its responsible people ({', '.join(responsible)}) is an extension with "
+            "a user or a user name",
+            f"name who checks it: frontdesk voicemail mailbox set {box.number} --responsible "
+            f"EXTENSION (or PATCH /api/v1/voicemail/mailboxes/{box.number} "
+            '{"responsible": [...]})')

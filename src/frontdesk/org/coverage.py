@@ -4,13 +4,18 @@ Built-in checks: an owner role with no holder (no Emergency Contact, ...), a sit
 Emergency Contact, a mailbox nobody is responsible for checking (an extension without a
 user, a group mailbox without a checker), a vendor grant past its end that nobody closed,
 and an open change request that nobody is able to approve. Other features add their own
-checks with ``register_check`` (SLAs will: "no SLA defined").
+checks with ``register_check`` (SLAs will: "no SLA defined"); the modules of features
+above org/ that do are listed in ``PLUGIN_CHECKS`` and imported by name (org/ never depends
+on them): media/'s check of mailboxes whose responsible people are nobody.
 
 A "problem" makes the report fail; a "warning" does not. This module only reads.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,6 +70,17 @@ class CoverageReport:
 
 Check = Callable[[Session, Tenant, datetime], Iterator[CoverageProblem]]
 _CHECKS: dict[str, Check] = {}
+
+
+#: Modules of features above org/ that register checks when imported.
+PLUGIN_CHECKS = ("frontdesk.media.compliance",)
+
+
+def _load_plugin_checks() -> None:
+    for module in PLUGIN_CHECKS:
+        if module not in sys.modules:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(module)
 
 
 def register_check(name: str) -> Callable[[Check], Check]:
@@ -169,6 +185,7 @@ def _approvers(session: Session, tenant: Tenant, now: datetime) -> Iterator[Cove
 
 def report(session: Session, tenant: Tenant, now: datetime) -> CoverageReport:
     """Run every registered check for ``tenant`` at ``now``."""
+    _load_plugin_checks()
     problems: list[CoverageProblem] = []
     for check in _CHECKS.values():
         problems.extend(check(session, tenant, now))

@@ -145,8 +145,12 @@ class MediaEndpoint:
         script = self._script_for(tenant, dialled, caller)
         if script is None:
             callee = self.engine.directory.extension(tenant.id, dialled)
-            if callee is None or any(
-                b.reachable for b in self.engine.location.lookup(tenant.id, dialled, now)
+            if (
+                callee is None
+                # a technician's extension meets the shield first (pbx/flows.py): a caller
+                # it lets through reaches the voicemail there, the others enter the flow
+                or self.engine.flows.wants(tenant, dialled)
+                or any(b.reachable for b in self.engine.location.lookup(tenant.id, dialled, now))
             ):
                 return False
             script = self._script_for_unanswered(tenant, dialled)
