@@ -92,10 +92,13 @@ class CallControl:
         on_done: Callable[[Rebridge, RebridgeResult, float], None],
         call: Call | None = None,
         on_answered: Callable[[Rebridge, float], None] | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> Rebridge:
         """Ring ``bindings`` (all contacts of ``target``) with delayed-offer INVITEs; the
         first to answer is connected to the caller of ``seat``."""
-        rb = Rebridge(str(uuid.uuid4()), seat, target, on_done, call, on_answered=on_answered)
+        rb = Rebridge(
+            str(uuid.uuid4()), seat, target, on_done, call, on_answered=on_answered, headers=headers
+        )
         self.rebridges[rb.id] = rb
         for binding in bindings:
             self._fork(rb, binding, now)
@@ -128,6 +131,8 @@ class CallControl:
         h.add("CSeq", "1 INVITE")
         h.add("Contact", self.calls.contact(binding.peer))
         h.add("Allow", ALLOW)
+        for name, value in rb.headers:
+            h.add(name, value)
         invite = Request("INVITE", binding.contact_uri, h)  # no SDP: the callee offers
         ctx = self.tx.send_request(invite, binding.peer, now)
         leg = BLeg(binding, invite, ctx)

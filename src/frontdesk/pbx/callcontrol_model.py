@@ -127,3 +127,5 @@ class Rebridge:
     #: after the switch as the sequence to follow and drop the new phone's audio)
     on_answered: Callable[[Rebridge, float], None] | None = None
     released_old: bool = False  # the old callee got its BYE already
+    #: extra headers for the INVITEs to the new callee (a transfer's Referred-By, RFC 3892)
+    headers: tuple[tuple[str, str], ...] = ()

@@ -32,7 +32,7 @@ from frontdesk.sip.transaction import (
 
 log = logging.getLogger("frontdesk.calls")
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, NOTIFY, MESSAGE"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, NOTIFY, MESSAGE, REFER"
 
 
 @dataclass(slots=True)
@@ -111,6 +111,9 @@ class CallManager:
         from frontdesk.pbx.callcontrol import CallControl  # it builds on this module
 
         self.control = CallControl(self)  # re-bridges (RFC 3725) and re-INVITEs we send
+        from frontdesk.pbx.transfer import Transfers  # a phone's transfer key (REFER)
+
+        self.transfers = Transfers(self)
         # tickets (issue #6): told of each fork (whose phone rings) for the screen pop;
         # must only note it, never block or raise
         self.on_fork: Callable[[Call, Binding], None] | None = None
@@ -196,10 +199,13 @@ class CallManager:
         """Hand the unanswered caller to someone else (the media endpoint): the B2BUA
         forgets the call without answering it."""
         self.timers.cancel(call.ring_timer)
+        self._forget(call)
+
+    def _forget(self, call: Call) -> None:
         call.state = "ended"
         self.calls.pop(call.a_tx.id, None)
         for leg in call.legs:
-            if not leg.cancel_pending:
+            if not leg.cancel_pending:  # kept until a provisional lets us CANCEL it
                 self.legs.pop(leg.tx.id, None)
 
     def fail(self, call: Call, status: int, now: float, side: str) -> None:
@@ -368,11 +374,7 @@ class CallManager:
         endpoint continues its CDR under the same id."""
         if self.no_answer is None or not self.no_answer(call, now):
             return False
-        call.state = "ended"
-        self.calls.pop(call.a_tx.id, None)
-        for leg in call.legs:
-            if not leg.cancel_pending:
-                self.legs.pop(leg.tx.id, None)
+        self._forget(call)
         return True
 
     def _ring_timeout(self, call: Call, now: float) -> None:
@@ -448,14 +450,11 @@ class CallManager:
     def _end(
         self, call: Call, now: float, disposition: str, side: str, sip_code: int | None
     ) -> None:
-        call.state = "ended"
-        self.calls.pop(call.a_tx.id, None)
-        for leg in call.legs:
-            if not leg.cancel_pending:  # kept until a provisional lets us CANCEL it
-                self.legs.pop(leg.tx.id, None)
+        self._forget(call)
         self.dialogs.pop((call.a_invite.call_id, call.a_tag), None)
         self.dialogs.pop((call.b_call_id, call.b_from_tag), None)
         self.control.call_ended(call, now)  # a re-bridge moving this caller stops
+        self.transfers.call_ended(call, now)  # and a transfer asked by REFER
         self.completed += 1
         self._write_cdr(call, now, disposition, side, sip_code)
 
@@ -495,6 +494,8 @@ class CallManager:
         if found is None:
             return False
         call, side = found
+        if self.transfers.on_request(call, side, stx, req, now):  # REFER, and during one
+            return True
         mine, other = (call.a_dialog, call.answered.dialog if call.answered else None)
         if side == "b":
             mine, other = other, mine
@@ -525,7 +526,9 @@ class CallManager:
     def on_relay_response(self, ctx: ClientTransaction, resp: Response, now: float) -> bool:
         relay = self.relays.get(ctx.id)
         if relay is None:
-            return self.control.on_response(ctx, resp, now)
+            return self.transfers.on_response(ctx, resp, now) or self.control.on_response(
+                ctx, resp, now
+            )
         if resp.status == 100:
             return True
         if resp.status >= 200:
@@ -563,7 +566,7 @@ class CallManager:
     def on_timeout(
         self, transaction: ClientTransaction | ServerTransaction, timer: str, now: float
     ) -> None:
-        if self.control.on_timeout(transaction, now):
+        if self.control.on_timeout(transaction, now) or self.transfers.on_timeout(transaction, now):
             return
         found = self.legs.get(transaction.id)
         if found is not None:

@@ -98,12 +98,14 @@ class SipEngine:
         def store_cdr(record: dict[str, Any]) -> None:
             self.flows.cdr_fields(record)  # the flow's path and shield decision
             self.trunks.cdr_fields(record)  # which trunk, which direction
+            self.calls.transfers.cdr_fields(record)  # a call turned around by a transfer
             cdr_sink(record)
 
         self.calls = CallManager(
             self.tx, self.timers, via_host=via_host, cdr_sink=store_cdr, wall_offset=wall_offset
         )
         self.calls.on_challenge = self.trunks.on_challenge  # a carrier's 401/407
+        self.calls.transfers.engine = self  # REFER targets: directory and location
         self.qualifier = Qualifier(self.tx, location, self.timers, via_host=via_host)
         self.stats: Counter[str] = Counter()
         self.endpoint: MediaEndpoint | None = None  # media (issue #3): MediaEndpoint.attach
