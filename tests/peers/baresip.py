@@ -287,6 +287,10 @@ class BaresipPhone:
         """Hang up the current call."""
         self.command("hangup")
 
+    def transfer(self, uri: str) -> None:
+        """Blind-transfer the current call to ``uri`` (the phone's transfer key: REFER)."""
+        self.command("transfer", uri)
+
     def send_dtmf(self, digits: str, gap: float = 0.3) -> None:
         """Send each digit as RFC 4733 telephone-events, ``gap`` seconds apart."""
         for digit in digits:
