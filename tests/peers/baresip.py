@@ -181,8 +181,11 @@ class BaresipPhone:
             "sip_trans_def udp",
             "net_interface 127.0.0.1",
             f"audio_source aufile,{source}",
-            "audio_player alsa,null",
-            "audio_alert alsa,null",
+            # a player nobody pulls from (aubridge without a bridged source): ALSA's "null"
+            # device took audio in a busy loop, a whole core per phone in a call. What the
+            # phone hears is still recorded (sndfile records in the decode path).
+            "audio_player aubridge,nil",
+            "audio_alert aubridge,nil",
             "ausrc_srate 8000",
             "auplay_srate 8000",
             "ausrc_channels 1",
@@ -191,7 +194,7 @@ class BaresipPhone:
             f"module_path {MODULE_PATH}",
             "module g711.so",
             "module aufile.so",
-            "module alsa.so",
+            "module aubridge.so",
             "module sndfile.so",
             "module_app account.so",
             "module_app menu.so",
