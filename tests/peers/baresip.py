@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import socket
 import tempfile
 import threading
@@ -36,6 +37,7 @@ from .ports import free_port, free_rtp_range, free_tcp_port, release
 from .process import PeerProcess, require_binary, wait_until
 
 MODULE_PATH = "/usr/lib/baresip/modules"
+SND_PATH_MAX = 80  # 128 - len("/dump-2026-11-24-03-07-01-dec.wav") - a margin
 
 
 class BaresipError(AssertionError):
@@ -96,6 +98,7 @@ class BaresipPhone:
         self.workdir = Path(workdir or self._own_tmp.name)  # type: ignore[union-attr]
         self.config_dir = self.workdir / "config"
         self.record_dir = self.workdir / "recordings"
+        self._snd_link: Path | None = None  # short path to record_dir, see _snd_path
         self.user, self.password, self.domain, self.outbound = user, password, domain, outbound
         self.register = register if register is not None else bool(outbound or password)
         self.answermode = answermode
@@ -200,7 +203,7 @@ class BaresipPhone:
             "module_app menu.so",
             "module_app ctrl_tcp.so",
             f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}",
-            f"snd_path {self.record_dir}",
+            f"snd_path {self._snd_path()}",
             *self.extra_config,
         ]
         (self.config_dir / "config").write_text("\n".join(lines) + "\n")
@@ -248,6 +251,26 @@ class BaresipPhone:
             self._sock = None
         release(*self._allocated)
         self._allocated = []
+        if self._snd_link is not None:
+            self._snd_link.unlink(missing_ok=True)
+            self._snd_link = None
+
+    def _snd_path(self) -> Path:
+        """Where baresip's sndfile module writes: baresip 1.0 builds the file name in a
+        128-byte buffer and silently records nothing when ``snd_path`` + "/dump-<time>-dec.wav"
+        is longer (pytest-xdist's tmp paths are), so it gets a short symlink to record_dir."""
+        if len(str(self.record_dir)) <= SND_PATH_MAX:
+            return self.record_dir
+        if self._snd_link is None:
+            for _ in range(100):
+                link = Path(tempfile.gettempdir()) / f"bs-{secrets.token_hex(4)}"
+                with contextlib.suppress(FileExistsError):
+                    link.symlink_to(self.record_dir, target_is_directory=True)
+                    self._snd_link = link
+                    break
+            else:
+                raise self._error(f"no short symlink for {self.record_dir}")
+        return self._snd_link
 
     def __enter__(self) -> BaresipPhone:
         return self if self._alive() else self.start()

@@ -108,6 +108,29 @@ def test_baresip_calls_baresip_directly_and_each_hears_the_other(
     assert best_correlation(alice.last_recording().sent, voices.a) >= HEARD
 
 
+def test_baresip_records_even_from_a_deep_working_directory(
+    tmp_path: Path, voices: Voices
+) -> None:
+    """baresip 1.0 silently records nothing when its dump file's path passes 128 bytes
+    (pytest-xdist's tmp paths did): the phone must still leave recordings to check."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    with (
+        BaresipPhone(deep / "alice", "alice", audio_file=voices.a_play) as alice,
+        BaresipPhone(deep / "bob", "bob", audio_file=voices.b_play, answermode="auto") as bob,
+    ):
+        assert len(str(alice.record_dir / "dump-2026-11-24-03-07-01-dec.wav")) > 128
+        alice.dial(bob.uri)
+        alice.wait_event("CALL_ESTABLISHED")
+        time.sleep(voices.talk_time())
+        alice.hangup()
+        alice.wait_event("CALL_CLOSED")
+        assert_heard(alice.last_recording().heard, voices.b, voices.a, voices.nobody, "alice")
+        link = alice._snd_link
+        assert link is not None and link.is_symlink()
+    assert not link.exists() and not link.is_symlink()  # removed when the phone stopped
+    assert list(alice.record_dir.glob("dump-*-dec.wav"))  # the recordings stay
+
+
 def test_baresip_calls_linphonec_directly_and_each_hears_the_other(
     baresip_phone: Callable[..., BaresipPhone],
     linphone_phone: Callable[..., LinphonePhone],
