@@ -6,7 +6,9 @@
 #   2. installs Frontdesk with its test extras (pip install -e '.[test]') in .venv,
 #   3. makes PostgreSQL answer on 127.0.0.1:5432 with a database "test"
 #      (unless FRONTDESK_TEST_PG points elsewhere),
-#   4. runs python -m pytest with your arguments; "no tests collected" is a failure.
+#   4. runs python -m pytest with your arguments on 4 pytest-xdist workers
+#      (FRONTDESK_TEST_WORKERS=N to change, 0 for one process); "no tests collected" is a
+#      failure.
 # What it must never do: pass when tests did not run, or stop services it did not start.
 set -euo pipefail
 
@@ -88,9 +90,17 @@ fi
 # ---- 4. Tests -------------------------------------------------------------------------
 export FRONTDESK_REQUIRE_PG=1       # PostgreSQL tests fail instead of skipping
 export FRONTDESK_REQUIRE_PEERS=1    # real-phone tests fail instead of skipping
-say "python -m pytest $*"
+# Several pytest-xdist workers: most of the wall time is real phones talking in real time,
+# which overlaps well. FRONTDESK_TEST_WORKERS=0 (or your own -n / -p no:xdist) runs serially.
+workers="${FRONTDESK_TEST_WORKERS:-4}"
+parallel=()
+case " $* " in
+    *" -n "*|*" -n"[0-9]*|*" --numprocesses"*|*" no:xdist "*|*" -pno:xdist "*) ;;
+    *) if [ "$workers" != 0 ]; then parallel=(-n "$workers"); fi ;;
+esac
+say "python -m pytest ${parallel[*]} $*"
 set +e
-"$PY" -m pytest "$@"
+"$PY" -m pytest "${parallel[@]}" "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
