@@ -340,3 +340,66 @@ def test_wake_from_a_worker_thread_starts_delivery(
 
     assert asyncio.run(go())
     assert json.loads(receiver.received[0].body)["data"]["request"]["title"] == "from a thread"
+
+
+def test_one_receiver_gets_its_events_in_order_while_receivers_run_concurrently(
+    db: Database, acme: Acme
+) -> None:
+    """Zammad's caller log needs newCall before answer before hangup: the POSTs to one URL
+    go one at a time, in the order the events happened; another URL is not held up."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    lock = threading.Lock()
+    in_flight = {"/a": 0, "/b": 0}
+    most = {"/a": 0, "/b": 0}
+    order: list[tuple[str, str]] = []
+    b_arrived = threading.Event()
+    b_during_first_a: list[bool] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            with lock:
+                in_flight[self.path] += 1
+                most[self.path] = max(most[self.path], in_flight[self.path])
+                order.append((self.path, json.loads(body)["data"]["request"]["title"]))
+                first_a = self.path == "/a" and len([p for p, _ in order if p == "/a"]) == 1
+            if self.path == "/b":
+                b_arrived.set()
+            if first_a:  # hold the first /a until /b arrived (or give up after 5 s)
+                b_during_first_a.append(b_arrived.wait(5.0))
+            with lock:
+                in_flight[self.path] -= 1
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with db.session() as s:
+            endpoints.create_endpoint(s, acme.tenant_id, "zammad-like", base + "/a", secret=SECRET)
+            endpoints.create_endpoint(s, acme.tenant_id, "other", base + "/b", secret=SECRET)
+        for title in ("first", "second", "third"):
+            with unit_of_work(db) as work:
+                service.create_request(work.session, acme.tenant_id, acme.receptionist, title=title)
+        dispatcher = WebhookDispatcher(db)
+
+        async def go() -> int:
+            try:
+                return await dispatcher.deliver_due()
+            finally:
+                await dispatcher.aclose()
+
+        assert asyncio.run(go()) == 6
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [t for p, t in order if p == "/a"] == ["first", "second", "third"]
+    assert most["/a"] == 1  # never two at once to the same receiver
+    assert b_during_first_a == [True]  # the other receiver was not held up
+    assert all(row.status == "delivered" for row in _deliveries(db))

@@ -9,7 +9,9 @@ Theory of operation.
    nothing: the rows are there when the process comes back.
 2. ``WebhookDispatcher.deliver_due()`` claims due rows (moving ``next_attempt_at`` a lease
    ahead, so a second dispatcher does not take them too, and a crashed one's rows come
-   back), POSTs them concurrently with ``httpx.AsyncClient``, and records each outcome:
+   back), POSTs them with ``httpx.AsyncClient`` -- concurrently to different receivers, one
+   at a time and in the order the events happened to the same receiver URL -- and records
+   each outcome:
    2xx -> ``delivered``; otherwise the attempt is logged and the next one scheduled after
    ``RetryPolicy.delay(attempt)``; after ``max_attempts`` the row is ``failed`` (kept, and
    ``endpoints.redeliver`` can queue it again).
@@ -296,9 +298,22 @@ class WebhookDispatcher:
         jobs = await asyncio.to_thread(self._claim, now)
         if not jobs:
             return 0
-        outcomes = await asyncio.gather(*(self._send(job) for job in jobs))
-        await asyncio.to_thread(self._record, list(zip(jobs, outcomes, strict=True)))
+        # one receiver gets its events one at a time, in the order they happened (Zammad's
+        # caller log needs newCall before answer before hangup); receivers run concurrently
+        by_receiver: dict[str, list[_Job]] = {}
+        for job in jobs:
+            by_receiver.setdefault(job.url, []).append(job)
+        queues = list(by_receiver.values())
+        sent = await asyncio.gather(*(self._send_in_order(queue) for queue in queues))
+        results = [
+            pair for queue, outcomes in zip(queues, sent, strict=True)
+            for pair in zip(queue, outcomes, strict=True)
+        ]
+        await asyncio.to_thread(self._record, results)
         return len(jobs)
+
+    async def _send_in_order(self, queue: list[_Job]) -> list[_Outcome]:
+        return [await self._send(job) for job in queue]
 
     async def run(self) -> None:
         """Deliver until ``stop()``; database or network trouble is logged, never fatal."""
