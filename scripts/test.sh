@@ -91,12 +91,13 @@ fi
 export FRONTDESK_REQUIRE_PG=1       # PostgreSQL tests fail instead of skipping
 export FRONTDESK_REQUIRE_PEERS=1    # real-phone tests fail instead of skipping
 # Several pytest-xdist workers: most of the wall time is real phones talking in real time,
-# which overlaps well. FRONTDESK_TEST_WORKERS=0 (or your own -n / -p no:xdist) runs serially.
+# which overlaps well; "worksteal" hands the long real-phone tests left at the end to idle
+# workers. FRONTDESK_TEST_WORKERS=0 (or your own -n / -p no:xdist) runs serially.
 workers="${FRONTDESK_TEST_WORKERS:-4}"
 parallel=()
 case " $* " in
     *" -n "*|*" -n"[0-9]*|*" --numprocesses"*|*" no:xdist "*|*" -pno:xdist "*) ;;
-    *) if [ "$workers" != 0 ]; then parallel=(-n "$workers"); fi ;;
+    *) if [ "$workers" != 0 ]; then parallel=(-n "$workers" --dist worksteal); fi ;;
 esac
 say "python -m pytest ${parallel[*]} $*"
 set +e
