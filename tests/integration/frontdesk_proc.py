@@ -17,20 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from peers import ports as peer_ports
+
 
 def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return int(port)
-    raise RuntimeError("no free port")
+    """A port free for both UDP and TCP on 127.0.0.1 (this xdist worker's share of the
+    test port block, never an ephemeral port another process's connection could take)."""
+    return peer_ports.free_port(udp=True, tcp=True)
 
 
 def options_ping(port: int, timeout: float = 0.5) -> bytes | None:

@@ -8,8 +8,9 @@ What it must never do: bind outside 127.0.0.1, or promise a port stays free (ano
 process may take it between the check and the use; callers that start a peer retry on
 "address in use").
 
-RTP ranges come from the test-infra block 20000-20999 (docs/TEAM-NOTES.md); single ports
-come from the OS (bind to port 0).
+RTP ranges come from the test-infra block 20000-20999 (docs/TEAM-NOTES.md), single ports
+from 21000-32699 (below the kernel's ephemeral ports, so no outgoing connection takes one);
+under pytest-xdist each worker gets its own share of both blocks.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def _worker_block(block: tuple[int, int], worker: str | None) -> tuple[int, int]
 
 
 RTP_BLOCK = _worker_block(RTP_BLOCK_ALL, os.environ.get("PYTEST_XDIST_WORKER"))
+#: single ports (SIP, HTTP, control): below Linux's default ephemeral range (32768-60999)
+PORT_BLOCK_ALL = (21000, 32699)
+PORT_BLOCK = _worker_block(PORT_BLOCK_ALL, os.environ.get("PYTEST_XDIST_WORKER"))
 
 _handed_out: set[int] = set()
 _lock = threading.Lock()
@@ -62,27 +66,25 @@ def port_is_free(port: int, udp: bool = True, tcp: bool = False) -> bool:
     return not (tcp and not _can_bind(port, socket.SOCK_STREAM))
 
 
-def _os_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def free_port(udp: bool = True, tcp: bool = False, following: int = 0) -> int:
     """A port free for UDP and/or TCP; ``following`` more ports after it must be free too.
 
     Example: ``free_port(udp=True, tcp=True, following=1)`` gives a baresip ``sip_listen``
     port P (baresip binds UDP P, TCP P and TLS on TCP P+1).
+
+    Ports come from this worker's share of PORT_BLOCK, below the kernel's ephemeral range:
+    a port the OS handed out (bind to port 0) and we closed could be taken by another
+    process's outgoing connection, or another xdist worker, before the peer binds it.
     """
-    kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
-    for _ in range(200):
-        base = _os_port(kind)
+    low, high = PORT_BLOCK
+    for _ in range(500):
+        base = random.randint(low, high - following)
         ports = range(base, base + following + 1)
         with _lock:
             if all(port_is_free(p, udp=udp, tcp=tcp) for p in ports):
                 _handed_out.update(ports)
                 return base
-    raise RuntimeError("no free loopback port found after 200 tries")
+    raise RuntimeError(f"no free loopback port in {low}-{high} after 500 tries")
 
 
 def free_udp_port() -> int:
