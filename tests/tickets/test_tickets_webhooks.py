@@ -50,6 +50,18 @@ def _deliveries(db: Database) -> list[WebhookDelivery]:
         return list(s.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)))
 
 
+def _deliver_once(dispatcher: WebhookDispatcher) -> int:
+    """One delivery round (``deliver_due``), then close the dispatcher's HTTP client."""
+
+    async def go() -> int:
+        try:
+            return await dispatcher.deliver_due()
+        finally:
+            await dispatcher.aclose()
+
+    return asyncio.run(go())
+
+
 # --- signatures ----------------------------------------------------------------------------
 
 
@@ -136,15 +148,7 @@ def test_delivery_to_a_real_receiver_with_a_valid_signature(
         request = service.create_request(
             work.session, acme.tenant_id, acme.receptionist, title="Printer jams", priority="high"
         )
-    dispatcher = WebhookDispatcher(db)
-
-    async def go() -> int:
-        try:
-            return await dispatcher.deliver_due()
-        finally:
-            await dispatcher.aclose()
-
-    assert asyncio.run(go()) == 1
+    assert _deliver_once(WebhookDispatcher(db)) == 1
     [got] = receiver.received
     assert got.path == "/hook"
     assert got.headers["content-type"] == "application/json"
@@ -387,15 +391,7 @@ def test_one_receiver_gets_its_events_in_order_while_receivers_run_concurrently(
         for title in ("first", "second", "third"):
             with unit_of_work(db) as work:
                 service.create_request(work.session, acme.tenant_id, acme.receptionist, title=title)
-        dispatcher = WebhookDispatcher(db)
-
-        async def go() -> int:
-            try:
-                return await dispatcher.deliver_due()
-            finally:
-                await dispatcher.aclose()
-
-        assert asyncio.run(go()) == 6
+        assert _deliver_once(WebhookDispatcher(db)) == 6
     finally:
         server.shutdown()
         server.server_close()
