@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 
 import pytest
 from hypothesis import given, settings
@@ -217,6 +218,11 @@ def test_method_is_part_of_the_digest() -> None:
 # ---------------------------------------------------------------- refusals
 
 
+@pytest.mark.skipif(
+    not auth_module.__file__.endswith(".py"),
+    reason="frontdesk.sip.auth is compiled (mypyc): calls inside it do not go through the "
+    "module attribute this test patches; the pure-Python run checks it",
+)
 def test_unknown_user_and_wrong_password_look_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     real = auth_module.compute_response
@@ -261,9 +267,8 @@ def test_expired_nonce_with_wrong_password_is_not_stale() -> None:
 
 def _with_nonce(creds: DigestCredentials, nonce: str, password: str) -> DigestCredentials:
     """Credentials for another nonce, answered correctly (only the nonce is wrong)."""
-    fields = dict(creds.__dict__, nonce=nonce)
-    fields["response"] = expected_response(DigestCredentials(**fields), password, "REGISTER")
-    return DigestCredentials(**fields)
+    moved = dataclasses.replace(creds, nonce=nonce)
+    return dataclasses.replace(moved, response=expected_response(moved, password, "REGISTER"))
 
 
 def test_forged_or_tampered_nonce_is_bad_nonce() -> None:
@@ -281,7 +286,7 @@ def test_forged_or_tampered_nonce_is_bad_nonce() -> None:
             False,
             True,
         )
-        unknown = check(auth, DigestCredentials(**dict(guess.__dict__, username="mallory")))
+        unknown = check(auth, dataclasses.replace(guess, username="mallory"))
         assert (unknown.reason, unknown.stale) == (AuthReason.BAD_NONCE, False)
 
 
@@ -331,18 +336,18 @@ def test_wrong_realm_algorithm_opaque() -> None:
     assert check(auth, creds).reason is AuthReason.UNSUPPORTED_ALGORITHM
     md5 = answer(challenge_for(auth, "MD5"))
     assert auth.verify(md5, "REGISTER", "elsewhere", T0, lookup).reason is AuthReason.WRONG_REALM
-    bad_opaque = DigestCredentials(**dict(md5.__dict__, opaque="not-ours"))
+    bad_opaque = dataclasses.replace(md5, opaque="not-ours")
     assert check(auth, bad_opaque).reason is AuthReason.BAD_OPAQUE
-    no_opaque = DigestCredentials(**dict(md5.__dict__, opaque=None))
+    no_opaque = dataclasses.replace(md5, opaque=None)
     assert check(auth, no_opaque).ok  # some phones omit opaque; the nonce is what counts
-    sess = DigestCredentials(**dict(md5.__dict__, algorithm="MD5-sess"))
+    sess = dataclasses.replace(md5, algorithm="MD5-sess")
     assert check(auth, sess).reason is AuthReason.UNSUPPORTED_ALGORITHM
 
 
 def test_auth_int_is_refused() -> None:
     auth = make_auth()
     creds = answer(challenge_for(auth, "MD5"))
-    auth_int = DigestCredentials(**dict(creds.__dict__, qop="auth-int"))
+    auth_int = dataclasses.replace(creds, qop="auth-int")
     assert check(auth, auth_int).reason is AuthReason.UNSUPPORTED_QOP
 
 
@@ -372,7 +377,7 @@ def test_failed_guess_cannot_poison_the_nonce_count() -> None:
 def test_nonce_count_zero_is_refused() -> None:
     auth = make_auth()
     creds = answer(challenge_for(auth, "MD5"))
-    zero = DigestCredentials(**dict(creds.__dict__, nc="00000000"))
+    zero = dataclasses.replace(creds, nc="00000000")
     zero = _with_nonce(zero, zero.nonce, "correct horse")  # a correct response for nc=0
     assert check(auth, zero).reason is AuthReason.REPLAY
 

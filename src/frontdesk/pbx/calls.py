@@ -41,7 +41,9 @@ class BLeg:
 
     binding: Binding
     invite: Request
-    tx: ClientTransaction
+    # a server transaction when the caller's side became the answered leg
+    # (pbx.transfer.turn_around): only its id is used then
+    tx: ClientTransaction | ServerTransaction
     state: str = "calling"  # calling, early, answered, failed, cancelled
     dialog: Dialog | None = None
     ack: Request | None = None

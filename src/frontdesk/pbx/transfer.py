@@ -27,7 +27,7 @@ import dataclasses
 import logging
 import math
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from frontdesk.pbx.callcontrol_model import Rebridge, RebridgeResult, seat_of
 from frontdesk.pbx.calls import BLeg, Call
@@ -322,7 +322,7 @@ class Transfers:
             0,
         )
         caller_leg = BLeg(
-            binding, call.a_invite, cast(ClientTransaction, call.a_tx), "answered", a_dialog
+            binding, call.a_invite, call.a_tx, "answered", a_dialog
         )
         calls.dialogs.pop((a_call_id, call.a_tag), None)
         calls.dialogs.pop((call.b_call_id, call.b_from_tag), None)

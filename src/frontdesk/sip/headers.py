@@ -216,7 +216,7 @@ class Headers:
     @classmethod
     def _trusted(cls, items: list[tuple[str, str]], keys: list[str]) -> Headers:
         """Build from canonical names and their keys (the parser has computed both)."""
-        headers = cls.__new__(cls)
+        headers = cls()  # not cls.__new__(cls): mypyc-compiled classes refuse that (~40 ns more)
         headers._items = items
         headers._keys = keys
         return headers
