@@ -190,6 +190,13 @@ class Message:
         return self._parsed_to().copy()
 
     @property
+    def to_user_host(self) -> tuple[str | None, str]:
+        """The To URI's user and host, without copying the address (the registrar's and
+        the SIP workers' question for every REGISTER)."""
+        uri = self._parsed_to().uri
+        return uri.user, uri.host
+
+    @property
     def from_tag(self) -> str | None:
         """``from_.tag``, without building or copying the address when it is plain."""
         value = _required(self.headers, "from")
