@@ -152,13 +152,17 @@ def init(data_dir: Path, db_url: str | None, demo: bool, as_json: bool) -> None:
               help="...for this many seconds (its requests are dropped silently).")
 @click.option("--auth-exempt", multiple=True, metavar="ADDR/NET",
               help="Never block this address or network (repeatable), e.g. 10.0.0.0/8.")
+@click.option("--sip-workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Processes that handle REGISTERs (one per core to use); calls, media and "
+                   "the API stay in the main process.")
 def serve(data_dir: Path, db_url: str | None, sip: str, http: str, advertise: str | None,
           auth_max_failures: int, auth_window: float, auth_block: float,
-          auth_exempt: tuple[str, ...]) -> None:
+          auth_exempt: tuple[str, ...], sip_workers: int) -> None:
     """Run the phone system."""
     _open_db(data_dir, db_url)
     _serve(data_dir, db_url, sip, http, advertise, auth_max_failures=auth_max_failures,
-           auth_window=auth_window, auth_block=auth_block, auth_exempt=auth_exempt)
+           auth_window=auth_window, auth_block=auth_block, auth_exempt=auth_exempt,
+           sip_workers=sip_workers)
 
 
 @cli.command()

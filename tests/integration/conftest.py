@@ -5,7 +5,8 @@
   tests that need several servers, extra extensions, or to restart one; every server it made
   is stopped after the test and its log tail printed (pytest shows it on failure).
 - ``frontdesk_module_db``: one server per test module, parametrized over SQLite and
-  PostgreSQL (marked ``postgres``), for suites whose tests use distinct extensions.
+  PostgreSQL (marked ``postgres``), each with and without a SIP worker process, for suites
+  whose tests use distinct extensions.
 - ``pg_database_url``: a throwaway PostgreSQL database for the session, from
   FRONTDESK_TEST_PG (default postgresql+psycopg://postgres@127.0.0.1:5432/test); dropped
   at the end. Unreachable: the PostgreSQL tests skip with the reason, or fail when
@@ -108,16 +109,23 @@ def module_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
                   db: str, extensions: Extensions | None = None) -> Iterator[FrontdeskProcess]:
     """Body of a module-scoped server fixture (see ``frontdesk_module_db``)."""
     factory = ServerFactory(tmp_path_factory.mktemp("module-servers"), _pg_provider(request))
+    db, _, workers = db.partition("+")  # "sqlite+workers": serve --sip-workers 2
     try:
-        yield factory(db, extensions)
+        yield factory(db, extensions, serve_args=("--sip-workers", "2") if workers else ())
     finally:
         factory.stop_all()
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql",
-                                                               marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=[
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+    "sqlite+workers",
+    pytest.param("postgresql+workers", marks=pytest.mark.postgres),
+])
 def frontdesk_module_db(request: pytest.FixtureRequest,
                         tmp_path_factory: pytest.TempPathFactory) -> Iterator[FrontdeskProcess]:
-    """One server per module and database; the module may set ``MODULE_EXTENSIONS``."""
+    """One server per module and database, each also with a SIP worker process (serve
+    --sip-workers 2: registrations are handled by two processes); the module may set
+    ``MODULE_EXTENSIONS``."""
     extensions: Any = getattr(request.module, "MODULE_EXTENSIONS", None)
     yield from module_server(request, tmp_path_factory, request.param, extensions)

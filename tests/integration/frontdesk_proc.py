@@ -47,9 +47,11 @@ def options_ping(port: int, timeout: float = 0.5) -> bytes | None:
 
 
 class FrontdeskProcess:
-    def __init__(self, data_dir: Path, db_url: str | None = None) -> None:
+    def __init__(self, data_dir: Path, db_url: str | None = None,
+                 serve_args: tuple[str, ...] = ()) -> None:
         self.data_dir = data_dir
         self.db_url = db_url
+        self.serve_args = serve_args  # more `frontdesk serve` options, e.g. --sip-workers 2
         self.sip_port = free_port()
         self.http_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -82,7 +84,8 @@ class FrontdeskProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [*self._base(), "serve", "--data", str(self.data_dir), *self._db_args(),
-             "--sip", f"127.0.0.1:{self.sip_port}", "--http", f"127.0.0.1:{self.http_port}"],
+             "--sip", f"127.0.0.1:{self.sip_port}", "--http", f"127.0.0.1:{self.http_port}",
+             *self.serve_args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

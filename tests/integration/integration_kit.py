@@ -61,7 +61,7 @@ class ServerFactory:
         self.servers: list[FrontdeskProcess] = []
 
     def __call__(self, db: str = "sqlite", extensions: Extensions | None = None,
-                 start: bool = True) -> FrontdeskProcess:
+                 start: bool = True, serve_args: tuple[str, ...] = ()) -> FrontdeskProcess:
         data_dir = self.base / f"fd{len(self.servers)}"
         data_dir.mkdir(parents=True)
         if db == "sqlite":
@@ -69,7 +69,7 @@ class ServerFactory:
         else:
             assert self.empty_pg is not None, "this factory has no PostgreSQL"
             url = self.empty_pg()
-        fd = FrontdeskProcess(data_dir, url)
+        fd = FrontdeskProcess(data_dir, url, serve_args)
         self.servers.append(fd)
         try:
             fd.init_demo()

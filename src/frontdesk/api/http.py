@@ -79,7 +79,7 @@ def create_app(server: Any = None, *, db: Database | None = None,
             "registrations": len(engine.location) if engine else 0,
             "active_calls": len(engine.calls.calls) if engine else 0,
             "completed_calls": engine.calls.completed if engine else 0,
-            "sip": dict(engine.stats) if engine else {},
+            "sip": _sip_stats(server, engine),
             "journal_pending": writer.pending if writer else 0,
         }
 
@@ -91,6 +91,14 @@ def create_app(server: Any = None, *, db: Database | None = None,
                 app.include_router(importlib.import_module(name).router)
     _document_problems(app)
     return app
+
+
+def _sip_stats(server: Any, engine: Any) -> dict[str, int]:
+    """The SIP counters of the server and its SIP workers (a bare engine's own counters)."""
+    if engine is None:
+        return {}
+    sip_stats = getattr(server, "sip_stats", None)
+    return dict(sip_stats()) if sip_stats is not None else dict(engine.stats)
 
 
 def _document_problems(app: FastAPI) -> None:

@@ -165,6 +165,12 @@ class SipTransport:
             assert proto.transport is not None
             proto.transport.write(data)
 
+    def udp_fileno(self) -> int:
+        """The UDP socket's descriptor, for SIP worker processes that read it too."""
+        if self._udp_sock is None:
+            raise RuntimeError("the SIP transport is not started")
+        return self._udp_sock.fileno()
+
     @property
     def local_port(self) -> int:
         return self.port

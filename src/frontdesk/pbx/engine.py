@@ -26,7 +26,8 @@ from frontdesk.pbx.location import LocationService
 from frontdesk.pbx.registrar import Registrar
 from frontdesk.pbx.timers import Timers
 from frontdesk.pbx.trunks import TrunkRouter
-from frontdesk.sip.auth import AuthParseError, DigestAuthenticator, parse_credentials
+from frontdesk.sip.auth import DigestAuthenticator, parse_credentials
+from frontdesk.sip.auth_params import AuthParseError
 from frontdesk.sip.errors import SipParseError
 from frontdesk.sip.message import Request, Response, make_response, parse_message
 from frontdesk.sip.peer import Peer
@@ -109,6 +110,10 @@ class SipEngine:
         self.qualifier = Qualifier(self.tx, location, self.timers, via_host=via_host)
         self.stats: Counter[str] = Counter()
         self.endpoint: MediaEndpoint | None = None  # media (issue #3): MediaEndpoint.attach
+        #: serve --sip-workers: given each parsed REGISTER (and its bytes and source), hands
+        #: it to the process that owns its address-of-record and returns True, or returns
+        #: False to handle it here (pbx/workers.py, pbx/sip_worker.py)
+        self.affinity: Callable[[Request, bytes, Peer], bool] | None = None
 
     # --- the sans-I/O surface -------------------------------------------------------------
     def receive(self, data: bytes, source: Peer, now: float) -> None:
@@ -120,6 +125,13 @@ class SipEngine:
             message = parse_message(data, stream=source.reliable)
         except SipParseError as e:
             self._malformed(e, source)
+            return
+        if (
+            self.affinity is not None
+            and isinstance(message, Request)
+            and message.method == "REGISTER"
+            and self.affinity(message, data, source)
+        ):
             return
         try:
             events = self.tx.receive(message, source, now)
@@ -349,12 +361,12 @@ class SipEngine:
 
     # --- REGISTER and INVITE --------------------------------------------------------------
     def _on_register(self, stx: ServerTransaction, req: Request, source: Peer, now: float) -> None:
-        to_uri = req.to.uri
-        tenant = self.directory.tenant_for_host(to_uri.host)
+        user, host = req.to_user_host
+        tenant = self.directory.tenant_for_host(host)
         if tenant is None:
             self._answer(stx, req, 404, now, reason="Not Found (unknown domain)")
             return
-        aor = to_uri.user or ""
+        aor = user or ""
         if self._trusted(tenant, source):
             extension = self.directory.extension(tenant.id, aor)
         else:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -91,6 +92,10 @@ class AuthFailureGuard:
         # the answers per source address (both depend only on settings fixed at start)
         self._keys: dict[str, str] = {}
         self._exempt_memo: dict[str, bool] = {}
+        # several SIP processes (serve --sip-workers): a worker reports each failure to the
+        # main process, whose guard counts them all and tells the workers about each block
+        self.on_failure: Callable[[str, float], None] | None = None
+        self.on_block: Callable[[SourceBlocked], None] | None = None
 
     # ---- queries
 
@@ -171,6 +176,8 @@ class AuthFailureGuard:
         """
         if self.is_exempt(source_ip) or self.is_blocked(source_ip, now):
             return False
+        if self.on_failure is not None:
+            self.on_failure(source_ip, now)
         key = self.source_key(source_ip)
         history = self._failures.pop(key, None)
         if history is None:
@@ -190,7 +197,21 @@ class AuthFailureGuard:
             last_success_at=self._successes.get(key),
         )
         _drop_oldest(self._blocks, self.max_sources)
+        if self.on_block is not None:
+            self.on_block(self._blocks[key])
         return True
+
+    def impose(self, source: str, seconds: float, now: float) -> None:
+        """Block ``source`` (a source key) for ``seconds``: a block another process's guard
+        decided (serve --sip-workers)."""
+        self._failures.pop(source, None)
+        self._blocks.pop(source, None)
+        self._blocks[source] = SourceBlocked(
+            source=source, blocked_at=now, blocked_until=now + seconds,
+            failures=self.max_failures, window=self.window,
+            last_success_at=self._successes.get(source),
+        )
+        _drop_oldest(self._blocks, self.max_sources)
 
     def record_success(self, source_ip: str, now: float) -> None:
         """Note a successful authentication (kept only to explain a later block)."""

@@ -77,6 +77,20 @@ class LocationService:
         else:
             self._bindings.pop(key, None)
 
+    def apply(self, kind: str, binding: Binding) -> None:
+        """Mirror a change another process made (and persisted) to an address-of-record it
+        owns (serve --sip-workers): ``upsert`` replaces or adds the binding, ``delete``
+        removes it. The owner already applied the contact limit (it sends a delete for each
+        dropped binding). The persistence callback does not run."""
+        key = (binding.tenant_id, binding.aor)
+        current = [b for b in self._bindings.get(key, ()) if not _same(b, binding)]
+        if kind != "delete":
+            current.append(binding)
+        if current:
+            self._bindings[key] = current
+        else:
+            self._bindings.pop(key, None)
+
     def remove_all(self, tenant_id: int, aor: str) -> None:
         for b in self._bindings.pop((tenant_id, aor), []):
             self._notify("delete", b)

@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from frontdesk.pbx.engine import SipEngine
 from frontdesk.pbx.guard import AuthFailureGuard
 from frontdesk.pbx.location import Binding, LocationService
 from frontdesk.pbx.trunk_model import Trunk
+from frontdesk.pbx.workers import WorkerPool, replay_worker_journals
 from frontdesk.routing.context import UNKNOWN_CALLER, CallerFacts
 from frontdesk.routing.model import FlowVersion
 from frontdesk.sip.peer import Peer
@@ -54,6 +56,7 @@ class ServerConfig:
     auth_window: float = 60.0  # ... within this many seconds ...
     auth_block: float = 600.0  # ... block it (silently drop its requests) this long
     auth_exempt: tuple[str, ...] = ()  # addresses/networks never blocked
+    sip_workers: int = 1  # processes handling REGISTERs (pbx/workers.py); 1 = this one only
 
 
 def load_secret(data_dir: Path) -> bytes:
@@ -102,6 +105,29 @@ _FINGERPRINT_COLUMNS: tuple[tuple[Any, ...], ...] = (
 )
 
 
+def registration_op(kind: str, b: Binding, wall_offset: float) -> journal.Op:
+    """The journal op persisting a binding change (``upsert``/``delete``); ``wall_offset``
+    turns the event loop's clock into wall-clock time."""
+    if kind == "delete":
+        return journal.delete_registration(b.tenant_id, b.aor, b.contact_uri)
+    return journal.upsert_registration(
+        tenant_id=b.tenant_id,
+        aor=b.aor,
+        contact_uri=b.contact_uri,
+        transport=b.peer.transport,
+        source_host=b.peer.host,
+        source_port=b.peer.port,
+        expires_at=b.expires_at + wall_offset,
+        call_id=b.call_id,
+        cseq=b.cseq,
+        user_agent=b.user_agent,
+        instance_id=b.instance_id,
+        reg_id=b.reg_id,
+        path=b.path,
+        updated_at=time.time(),
+    )
+
+
 def _dt(epoch: float | None) -> datetime | None:
     return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
 
@@ -124,6 +150,7 @@ class PbxServer:
         self.call_control: Any = None
         self.tickets: Any = None  # tickets (issue #6): pbx.tickets_bridge.TicketsBridge
         self.bus: Any = None  # the API's live event bus (set by the tickets bridge)
+        self.workers: WorkerPool | None = None  # serve --sip-workers N > 1
 
     # --- start / stop -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -136,6 +163,10 @@ class PbxServer:
         replayed = await asyncio.to_thread(self.writer.replay)
         if replayed:
             log.info("replayed %d journal entries left by an unclean stop", replayed)
+        # SIP workers' journals (serve --sip-workers) left by an unclean stop
+        replayed = await asyncio.to_thread(replay_worker_journals, self.db, cfg.data_dir)
+        if replayed:
+            log.info("replayed %d SIP worker journal entries left by an unclean stop", replayed)
         interrupted = await asyncio.to_thread(self._close_interrupted_cdrs)
         if interrupted:
             log.info(
@@ -144,7 +175,7 @@ class PbxServer:
         directory = await asyncio.to_thread(self._load_directory)
         location = LocationService(self._persist_binding)
         location.load(await asyncio.to_thread(self._load_bindings))
-        self.transport = SipTransport(cfg.sip_host, cfg.sip_port, self._on_message)
+        self.transport = SipTransport(cfg.sip_host, cfg.sip_port, self.on_message)
         await self.transport.start()
         via_host = f"{cfg.advertised_host or cfg.sip_host}:{self.transport.port}"
         if ":" in (cfg.advertised_host or cfg.sip_host):
@@ -186,12 +217,19 @@ class PbxServer:
         # every 4 (not 20) keeps its pause short (~0.2 s, not ~0.8 s with 120k REGISTERs in
         # flight: SIPp retransmits after 0.5 s) at the same total cost; 4 * 500 = 20 * 100
         # keeps full collections as rare as before.
+        if cfg.sip_workers > 1:  # the registrar on more cores (pbx/workers.py)
+            self.workers = WorkerPool(self, cfg.sip_workers)
+            self.engine.affinity = self.workers.affinity
+            self.engine.guard.on_block = self.workers.on_block
+            await self.workers.start()
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 4, 500)
         log.info("SIP listening on udp+tcp %s:%d", cfg.sip_host, self.transport.port)
 
     async def stop(self) -> None:
+        if self.workers is not None:
+            await self.workers.stop()
         if self.media is not None:  # media (issue #3): BYE to media calls, stop the clock
             await self.media.close()
         if self.tickets is not None:  # tickets (issue #6): queued work, webhook dispatcher
@@ -207,8 +245,23 @@ class PbxServer:
             await self.writer.flush_now()
             await self.writer.close()
 
+    def sip_stats(self) -> dict[str, int]:
+        """The SIP counters of this process and of its SIP workers."""
+        total: Counter[str] = Counter(self.engine.stats if self.engine is not None else {})
+        if self.workers is not None:
+            self.workers.add_stats(total)
+        return dict(total)
+
     # --- the hot path ----------------------------------------------------------------------
-    def _on_message(self, data: bytes, peer: Peer) -> None:
+    def on_message(self, data: bytes, peer: Peer) -> None:
+        """A message from the network (or one a SIP worker read and handed over)."""
+        workers = self.workers
+        if workers is not None and workers.route(data, peer):
+            return  # a REGISTER a worker process owns
+        self.receive(data, peer)
+
+    def receive(self, data: bytes, peer: Peer) -> None:
+        """Handle a message in this process."""
         engine = self.engine
         if engine is None:
             return
@@ -273,27 +326,7 @@ class PbxServer:
     # --- persistence --------------------------------------------------------------------
     def _persist_binding(self, kind: str, b: Binding) -> None:
         assert self.writer is not None
-        if kind == "delete":
-            self.writer.submit(journal.delete_registration(b.tenant_id, b.aor, b.contact_uri))
-            return
-        self.writer.submit(
-            journal.upsert_registration(
-                tenant_id=b.tenant_id,
-                aor=b.aor,
-                contact_uri=b.contact_uri,
-                transport=b.peer.transport,
-                source_host=b.peer.host,
-                source_port=b.peer.port,
-                expires_at=b.expires_at + self.wall_offset,
-                call_id=b.call_id,
-                cseq=b.cseq,
-                user_agent=b.user_agent,
-                instance_id=b.instance_id,
-                reg_id=b.reg_id,
-                path=b.path,
-                updated_at=time.time(),
-            )
-        )
+        self.writer.submit(registration_op(kind, b, self.wall_offset))
 
     def _persist_cdr(self, record: dict[str, Any]) -> None:
         assert self.writer is not None
@@ -387,6 +420,8 @@ class PbxServer:
                 fingerprint = await asyncio.to_thread(self._fingerprint_now)
                 if fingerprint != self._fingerprint and self.engine is not None:
                     self.engine.directory = await asyncio.to_thread(self._load_directory)
+                    if self.workers is not None:
+                        self.workers.reload()
                     log.info("configuration changed: reloaded tenants and extensions")
             except Exception:
                 log.exception("could not refresh configuration from the database")

@@ -49,7 +49,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 try:
     import orjson
 except ImportError:  # optional speed-up
-    orjson = None
+    orjson = None  # type: ignore[assignment]
 
 from frontdesk.store.db import Database
 from frontdesk.store.models import Cdr, Registration, UtcDateTime
@@ -514,6 +514,16 @@ class WriteBehind:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(max(backoff * 2, 0.05), MAX_BACKOFF_S)
+
+    def close_file(self) -> None:
+        """Close the journal of a writer that only replayed it (nothing was submitted)."""
+        if self._queue:
+            raise RuntimeError(f"write-behind for {self.journal_path} has queued ops: "
+                               "use close()")
+        self._closed = True
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     async def close(self) -> None:
         """Stop ``run()``, flush what is queued and close the journal.

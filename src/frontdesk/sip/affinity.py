@@ -1,0 +1,49 @@
+"""Which SIP worker process owns a REGISTER: one process per address-of-record.
+
+With ``frontdesk serve --sip-workers N`` several processes read the one UDP socket. Every
+REGISTER for one address-of-record (the To URI's user@host) must be handled by the same
+process, so that its bindings, CSeq order, contact limit and digest nonce counts live in one
+place. The owner of extension ``user`` in tenant ``tenant_id`` is
+``crc32(b"tenant_id|user") % N`` (the same number in every process, unlike ``hash()``); the
+tenant is found from the To URI's host by the caller (a SIP domain, or the server's address).
+
+`register_target` reads the To URI's user and host straight from the bytes of a datagram,
+without the parser, so a process can hand a REGISTER it does not own to its owner for a few
+microseconds. It agrees with the parser for the plain form phones send; when it does not
+(escaped characters, unusual spacing) the owner found from the parsed URI is the one that
+counts. This module never does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+
+# the To header of a request (full or compact name), then the first sip:/sips: URI in it
+_TO_RE = re.compile(rb"\n(?:to|t)[ \t]*:([^\r\n]*)", re.IGNORECASE)
+_URI_RE = re.compile(rb"sips?:(?:([^@>;:?\s]*)@)?([^>;:?\s]+)", re.IGNORECASE)
+
+
+def register_target(data: bytes) -> tuple[str, str] | None:
+    """(user, host) of a REGISTER datagram's To URI, or None when ``data`` is not a REGISTER
+    request or its To URI cannot be read this quickly (the parser then decides)."""
+    if not data.startswith(b"REGISTER "):
+        return None
+    end = data.find(b"\r\n\r\n")
+    head = data if end < 0 else data[:end]
+    to = _TO_RE.search(head)
+    if to is None:
+        return None
+    uri = _URI_RE.search(to.group(1))
+    if uri is None:
+        return None
+    user = (uri.group(1) or b"").decode("utf-8", "surrogateescape")
+    return user, uri.group(2).decode("utf-8", "surrogateescape")
+
+
+def owner(tenant_id: int, user: str, processes: int) -> int:
+    """The index (0 = the main process) of the process that owns extension ``user`` of
+    tenant ``tenant_id`` among ``processes`` processes."""
+    if processes <= 1:
+        return 0
+    return zlib.crc32(f"{tenant_id}|{user}".encode("utf-8", "surrogateescape")) % processes
