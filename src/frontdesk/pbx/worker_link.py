@@ -152,6 +152,10 @@ class Link:
         except OSError as e:
             self._lost(e)
 
+    def pending_frames(self) -> int:
+        """Messages queued because the other end's buffer was full."""
+        return len(self._queue)
+
     def _enqueue(self, frame: bytes, droppable: bool) -> None:
         if droppable and len(self._queue) >= MAX_QUEUED:
             self.dropped += 1

@@ -4,7 +4,8 @@ With ``frontdesk serve --sip-workers N`` several processes read the one UDP sock
 REGISTER for one address-of-record (the To URI's user@host) must be handled by the same
 process, so that its bindings, CSeq order, contact limit and digest nonce counts live in one
 place. The owner of extension ``user`` in tenant ``tenant_id`` is
-``crc32(b"tenant_id|user") % N`` (the same number in every process, unlike ``hash()``); the
+``blake2b(b"tenant_id|user") % N`` (the same number in every process, unlike ``hash()``;
+not CRC-32, whose linearity gives the same low bit to "1|101" and "2|101"); the
 tenant is found from the To URI's host by the caller (a SIP domain, or the server's address).
 
 `register_target` reads the To URI's user and host straight from the bytes of a datagram,
@@ -16,8 +17,8 @@ counts. This module never does I/O.
 
 from __future__ import annotations
 
+import hashlib
 import re
-import zlib
 
 # the To header of a request (full or compact name), then the first sip:/sips: URI in it
 _TO_RE = re.compile(rb"\n(?:to|t)[ \t]*:([^\r\n]*)", re.IGNORECASE)
@@ -25,7 +26,7 @@ _URI_RE = re.compile(rb"sips?:(?:([^@>;:?\s]*)@)?([^>;:?\s]+)", re.IGNORECASE)
 
 
 def register_target(data: bytes) -> tuple[str, str] | None:
-    """(user, host) of a REGISTER datagram's To URI, or None when ``data`` is not a REGISTER
+    """(user, host lower-cased) of a REGISTER datagram's To URI, or None when ``data`` is not a REGISTER
     request or its To URI cannot be read this quickly (the parser then decides)."""
     if not data.startswith(b"REGISTER "):
         return None
@@ -38,7 +39,7 @@ def register_target(data: bytes) -> tuple[str, str] | None:
     if uri is None:
         return None
     user = (uri.group(1) or b"").decode("utf-8", "surrogateescape")
-    return user, uri.group(2).decode("utf-8", "surrogateescape")
+    return user, uri.group(2).lower().decode("utf-8", "surrogateescape")
 
 
 def owner(tenant_id: int, user: str, processes: int) -> int:
@@ -46,4 +47,5 @@ def owner(tenant_id: int, user: str, processes: int) -> int:
     tenant ``tenant_id`` among ``processes`` processes."""
     if processes <= 1:
         return 0
-    return zlib.crc32(f"{tenant_id}|{user}".encode("utf-8", "surrogateescape")) % processes
+    key = f"{tenant_id}|{user}".encode("utf-8", "surrogateescape")
+    return int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "big") % processes
