@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 
 from frontdesk.net.transport import SipTransport
 from frontdesk.org.model import GroupMember, RoleAssignment, UserGroup
@@ -126,6 +127,9 @@ def registration_op(kind: str, b: Binding, wall_offset: float) -> journal.Op:
         path=b.path,
         updated_at=time.time(),
     )
+
+
+_CONFIG_VERSION_SQL = "SELECT version FROM config_version WHERE id = 1"
 
 
 def _dt(epoch: float | None) -> datetime | None:
@@ -371,6 +375,20 @@ class PbxServer:
 
     # --- configuration snapshot ---------------------------------------------------------
     def _fingerprint_now(self) -> tuple[Any, ...]:
+        """What changes whenever the configuration the engine's snapshot uses changes: the
+        database's configuration version (migration 0007: triggers on those tables count
+        every insert, update and delete, whoever makes it), or, in a database without it,
+        a digest of every column the snapshot reads."""
+        try:
+            with self.db.engine.connect() as conn:
+                version = conn.exec_driver_sql(_CONFIG_VERSION_SQL).scalar()
+        except DBAPIError:  # a schema made without the migrations
+            version = None
+        if version is not None:
+            return ("config_version", int(version))
+        return self._digest_now()
+
+    def _digest_now(self) -> tuple[Any, ...]:
         """A digest of every column the engine's snapshot uses, so any edit (a new ring
         timeout, a changed password) is noticed, not only added or removed rows.
 

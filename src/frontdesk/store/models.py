@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -245,6 +246,17 @@ class Registration(Base):
 def _in_list(column: str, values: tuple[str, ...]) -> str:
     quoted = ", ".join(f"'{v}'" for v in values)
     return f"{column} IS NULL OR {column} IN ({quoted})"
+
+
+class ConfigVersion(Base):
+    """One row the database itself bumps (triggers, migration 0007) on every change to the
+    configuration the SIP engine reads; the server compares it instead of hashing rows."""
+
+    __tablename__ = "config_version"
+    __table_args__ = (CheckConstraint("id = 1", name="config_version_one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class Cdr(Base):
