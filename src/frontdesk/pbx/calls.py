@@ -248,7 +248,7 @@ class CallManager:
         """Handle a response on a B-leg INVITE; False if the transaction is not ours."""
         found = self.legs.get(ctx.id)
         if found is None:
-            initial = ctx.request.method == "INVITE" and ctx.request.to.tag is None
+            initial = ctx.request.method == "INVITE" and ctx.request.to_tag is None
             if resp.status // 100 == 2 and initial:  # a fork answered after the call ended
                 self._ack_and_bye(ctx.request, resp, ctx.peer, now)
                 return True
@@ -414,14 +414,14 @@ class CallManager:
         answer (our ACK was lost), otherwise confirm and end the unwanted dialog."""
         if resp.status // 100 != 2 or resp.cseq.method != "INVITE" or self.control.on_stray(resp):
             return
-        found = self.dialogs.get((resp.call_id, resp.from_.tag or ""))
+        found = self.dialogs.get((resp.call_id, resp.from_tag or ""))
         if found is not None:
             leg = found[0].answered
             if (
                 leg is not None
                 and leg.ack is not None
                 and leg.dialog is not None
-                and leg.dialog.remote_tag == (resp.to.tag or "")
+                and leg.dialog.remote_tag == (resp.to_tag or "")
             ):
                 self.tx.send_stateless(leg.ack, leg.binding.peer)
                 return
@@ -492,7 +492,7 @@ class CallManager:
     # --- in-dialog requests -------------------------------------------------------------
     def on_in_dialog(self, stx: ServerTransaction, req: Request, now: float) -> bool:
         """A request with a To-tag; False if it belongs to no dialog we know (-> 481)."""
-        found = self.dialogs.get((req.call_id, req.to.tag or ""))
+        found = self.dialogs.get((req.call_id, req.to_tag or ""))
         if found is None:
             return False
         call, side = found
@@ -555,7 +555,7 @@ class CallManager:
 
     def on_ack(self, ack: Request, now: float) -> None:
         """ACK for our 2xx. With a delayed offer the caller's answer goes on to B."""
-        found = self.dialogs.get((ack.call_id, ack.to.tag or ""))
+        found = self.dialogs.get((ack.call_id, ack.to_tag or ""))
         if found is None:
             return
         call, side = found

@@ -110,15 +110,15 @@ class MediaEndpoint:
         """Offer a transaction event; True when it was ours and is handled."""
         if isinstance(event, RequestReceived):
             req = event.request
-            if req.to.tag is None:
+            if req.to_tag is None:
                 return False
-            call = self.by_dialog.get((req.call_id, req.to.tag))
+            call = self.by_dialog.get((req.call_id, req.to_tag))
             if call is not None:
                 self._in_dialog(call, event.transaction, req, now)
                 return True
             return self.mwi is not None and self.mwi.on_in_dialog(event.transaction, req, now)
         if isinstance(event, AckReceived):
-            call = self.by_dialog.get((event.request.call_id, event.request.to.tag or ""))
+            call = self.by_dialog.get((event.request.call_id, event.request.to_tag or ""))
             if call is not None:
                 self._on_ack(call, event.request)
                 return True

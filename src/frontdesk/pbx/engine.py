@@ -240,7 +240,7 @@ class SipEngine:
 
     def _on_request(self, stx: ServerTransaction, req: Request, source: Peer, now: float) -> None:
         method = req.method
-        if req.to.tag is not None:
+        if req.to_tag is not None:
             if not self.calls.on_in_dialog(stx, req, now):
                 self._answer(stx, req, 481, now)
             return

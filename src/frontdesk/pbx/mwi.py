@@ -154,7 +154,7 @@ class MwiNotifier:
 
     def on_in_dialog(self, stx: ServerTransaction, req: Request, now: float) -> bool:
         """A refresh or unsubscribe inside one of our subscription dialogs."""
-        key = (req.call_id, req.to.tag or "")
+        key = (req.call_id, req.to_tag or "")
         sub = self.subscriptions.get(key)
         if sub is None:
             return False

@@ -71,8 +71,8 @@ class Dialog:
         target = str(contacts[0].uri) if contacts else invite.uri
         return cls(
             call_id=invite.call_id,
-            local_tag=invite.from_.tag or "",
-            remote_tag=response.to.tag or "",
+            local_tag=invite.from_tag or "",
+            remote_tag=response.to_tag or "",
             local_uri=_without_tag(invite.from_),
             remote_uri=_without_tag(response.to),
             remote_target=target,
