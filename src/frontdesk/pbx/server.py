@@ -145,6 +145,7 @@ class PbxServer:
         self.writer: journal.WriteBehind | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._flush_soon = False  # a _flush is scheduled for the end of this loop iteration
         self._tasks: list[asyncio.Task[Any]] = []
         self._fingerprint: tuple[Any, ...] = ()
         self.wall_offset = 0.0
@@ -269,12 +270,15 @@ class PbxServer:
         engine = self.engine
         if engine is None:
             return
-        now = asyncio.get_running_loop().time()
-        engine.receive(data, peer, now)
-        self._flush()
+        loop = asyncio.get_running_loop()
+        engine.receive(data, peer, loop.time())
+        if not self._flush_soon:  # once per loop iteration: a burst of datagrams is
+            self._flush_soon = True  # answered in one pass (one timer re-arm)
+            loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         assert self.engine is not None and self.transport is not None
+        self._flush_soon = False
         send = self.transport.send
         for data, peer in self.engine.drain():
             send(data, peer)
