@@ -6,13 +6,14 @@
 # the Kamailio config), ramps REGISTER/s and proxied call setups/s on each, repeats the best
 # rates, and prints both figures and the ratio Frontdesk/Kamailio. Then it measures
 # Frontdesk's authenticated REGISTER rate (401 + digest, MD5) with SIPp directly.
-# Loopback only; every step is bounded. Knobs: FD_PORT [5080], DUR [5], KAM_REG_RATES,
+# Loopback only; every step is bounded. Knobs: FD_PORT [5080], FD_SIP_WORKERS [2], DUR [5], KAM_REG_RATES,
 # KAM_CALL_RATES, FD_REG_RATES, FD_CALL_RATES, AUTH_RATES, WORK [/tmp/frontdesk-bench].
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SHARED="${SHARED:-$ROOT/../shared/bench}"
 WORK="${WORK:-/tmp/frontdesk-bench}"
 FD_PORT="${FD_PORT:-5080}"
+FD_SIP_WORKERS="${FD_SIP_WORKERS:-2}"  # serve --sip-workers: Kamailio's config runs 2 UDP children
 export DUR="${DUR:-5}"
 KAM_REG_RATES="${KAM_REG_RATES:-5000 10000 20000 30000 40000}"
 KAM_CALL_RATES="${KAM_CALL_RATES:-1000 2000 3000 3500 4000}"
@@ -43,6 +44,7 @@ KAM_SUM="$WORK/results/$STAMP-kamailio/summary.tsv"
 echo "== Frontdesk (benchmark tenant, data in $DATA)"
 "$PY" -m frontdesk bench-setup --data "$DATA" >/dev/null
 "$PY" -m frontdesk serve --data "$DATA" --sip "127.0.0.1:$FD_PORT" --http 127.0.0.1:0 \
+	--sip-workers "$FD_SIP_WORKERS" \
 	>"$DATA/server.log" 2>&1 &
 FD_PID=$!
 # wait until it answers OPTIONS (start-up loads 20,000 extensions), at most 60 s
@@ -62,9 +64,17 @@ while time.monotonic() < deadline:
         pass
 sys.exit(1)
 PYEOF
+# and until every SIP worker has its registrations handed over (at most 60 s more)
+for _ in $(seq 600); do
+	[ "$(grep -c 'SIP worker [0-9]* ready' "$DATA/server.log")" -ge $((FD_SIP_WORKERS - 1)) ] && break
+	sleep 0.1
+done
 sleep 2
+# the SIP worker processes (children of the server), for the harness's CPU accounting
+FD_WORKER_PIDS="$(cat "/proc/$FD_PID/task/$FD_PID/children" 2>/dev/null)"
+echo "   frontdesk pid $FD_PID, SIP workers: ${FD_WORKER_PIDS:-none}"
 RESULTS="$WORK/results/$STAMP-frontdesk" REG_RATES="$FD_REG_RATES" CALL_RATES="$FD_CALL_RATES" \
-	TARGET_PIDS="$FD_PID" "$SHARED/run.sh" "127.0.0.1:$FD_PORT" register calls repeat >/dev/null 2>&1
+	TARGET_PIDS="$FD_PID $FD_WORKER_PIDS" "$SHARED/run.sh" "127.0.0.1:$FD_PORT" register calls repeat >/dev/null 2>&1
 FD_SUM="$WORK/results/$STAMP-frontdesk/summary.tsv"
 
 echo "== Frontdesk authenticated REGISTER (401 challenge + MD5 digest per registration)"
