@@ -47,5 +47,17 @@ def owner(tenant_id: int, user: str, processes: int) -> int:
     tenant ``tenant_id`` among ``processes`` processes."""
     if processes <= 1:
         return 0
-    key = f"{tenant_id}|{user}".encode("utf-8", "surrogateescape")
-    return int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "big") % processes
+    memo_key = (tenant_id, user, processes)
+    found = _memo.get(memo_key)
+    if found is None:
+        if len(_memo) >= _MEMO_SIZE:  # bounded: REGISTERs for many unknown users
+            _memo.clear()
+        key = f"{tenant_id}|{user}".encode("utf-8", "surrogateescape")
+        digest = hashlib.blake2b(key, digest_size=4).digest()
+        found = _memo[memo_key] = int.from_bytes(digest, "big") % processes
+    return found
+
+
+# every REGISTER asks twice (raw bytes, then parsed): remember the answers
+_MEMO_SIZE = 100_000
+_memo: dict[tuple[int, str, int], int] = {}
