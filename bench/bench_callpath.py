@@ -16,7 +16,9 @@ depend on the machine: compare runs of the same machine, ideally interleaved.
 An authenticated registration is what ``bench/reg_auth_bench.xml`` does: REGISTER -> 401,
 REGISTER with an MD5 digest (computed by the driver with hashlib) -> 200.
 
-Run: ``python bench/bench_callpath.py`` (``--profile calls|registers|auth`` adds a cProfile).
+Run: ``python bench/bench_callpath.py`` (``--profile calls|registers|auth`` adds a cProfile);
+``PYTHONPATH=build/compiled`` for the mypyc build (``scripts/build_compiled.py``), named in
+the first line printed.
 This file never asserts on speed.
 """
 
@@ -36,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "pbx"))
 
 from inmemory import DOMAIN, SDP_A, SDP_B, make_directory
 
+from frontdesk.compiled import describe
 from frontdesk.pbx.engine import SipEngine
 from frontdesk.pbx.location import LocationService
 from frontdesk.sip.peer import Peer
@@ -311,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         auths = args.auth if args.auth is not None else max(1, args.registers // 5)
         best_auth = min(best_auth, run_auth_registers(auth_engine, n, auths) / auths)
         n += auths
-    print(f"python {sys.version.split()[0]}")
+    print(f"python {sys.version.split()[0]}; frontdesk build: {describe()}")
     print(
         f"calls:    {best_call * 1e6:7.1f} us/call in the engine ({1 / best_call:7,.0f} calls/s; "
         f"{best_total * 1e6:.1f} us/call with the driver)"

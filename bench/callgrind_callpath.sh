@@ -5,11 +5,17 @@
 # Runs bench_callpath.py under callgrind four times: a base run, then one workload larger by
 # N each time; (instructions of the larger run - base run) / N is the figure per operation
 # (start-up, imports and warm-up cancel out). Slow (~1 min per run); never asserts anything.
-# Usage: bench/callgrind_callpath.sh [N=200]   (PYTHONPATH selects the code measured)
+# Usage: bench/callgrind_callpath.sh [N=200]   (PYTHONPATH selects the code measured;
+# FD_BUILD=compiled puts the mypyc build first, built by scripts/build_compiled.py if stale)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PY:-$ROOT/.venv/bin/python}"
 N="${1:-200}"
+if [ "${FD_BUILD:-pure}" = compiled ]; then
+	"$PY" "$ROOT/scripts/build_compiled.py" --if-stale
+	export PYTHONPATH="$ROOT/build/compiled${PYTHONPATH:+:$PYTHONPATH}"
+fi
+"$PY" "$ROOT/scripts/build_compiled.py" --which
 WORK="$(mktemp -d /tmp/callgrind-callpath-XXXX)"
 trap 'rm -rf "$WORK"' EXIT
 B_CALLS=50 B_REGS=250 B_AUTH=50

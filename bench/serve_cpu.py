@@ -12,7 +12,12 @@ with py-spy (collapsed stacks) and prints the functions holding the most samples
 Loopback only, every SIPp run bounded (``-m``, ``-timeout``, an outer timeout); the server
 and the SIPp processes it starts are stopped by pid. Never asserts on speed.
 
-Run: ``python bench/serve_cpu.py reg calls auth --rate 1500 --dur 6 [--pyspy /tmp/p]``
+``--build compiled`` runs the server on the mypyc build of the SIP hot path
+(``scripts/build_compiled.py``, built first when missing or stale); the run prints which
+build the server process has loaded.
+
+Run: ``python bench/serve_cpu.py reg calls auth --rate 1500 --dur 6 [--pyspy /tmp/p]
+[--build pure|compiled]``
 """
 
 from __future__ import annotations
@@ -118,6 +123,28 @@ def top_frames(raw: Path, limit: int = 25) -> str:
     return "\n".join(out)
 
 
+def build_env(build: str) -> dict[str, str]:
+    """The environment that runs ``build`` (pure: as given; compiled: build/compiled first
+    on the path, built when missing or stale)."""
+    env = dict(os.environ)
+    if build == "compiled":
+        script = ROOT / "scripts" / "build_compiled.py"
+        if subprocess.run([sys.executable, str(script), "--if-stale"], check=False).returncode:
+            raise SystemExit("no compiled build (see above)")
+        path = [str(ROOT / "build" / "compiled"), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
+    return env
+
+
+def loaded_build(pid: int) -> str:
+    """Which build a running server process has loaded: its memory map holds mypyc's
+    library of the compiled modules (frontdesk__mypyc...so) or not."""
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        if "/frontdesk__mypyc." in line:
+            return f"compiled (maps {line.split()[-1]})"
+    return "pure Python (no frontdesk__mypyc library in its memory map)"
+
+
 def measure(kind: str, pid: int, target: str, rate: int, dur: int, work: Path,
             pyspy: Path | None) -> None:
     cmds = workload(kind, target, rate, dur, work)
@@ -155,20 +182,26 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--dur", type=int, default=6)
     ap.add_argument("--pyspy", type=Path, help="sample the server with py-spy into FILE-*.txt")
+    ap.add_argument("--build", choices=["pure", "compiled"], default="pure",
+                    help="pure Python, or the mypyc build (scripts/build_compiled.py)")
     args = ap.parse_args()
+    env = build_env(args.build)
     work = Path(tempfile.mkdtemp(prefix="fd-servecpu-"))
     data = work / "data"
     py = sys.executable
     subprocess.run([py, "-m", "frontdesk", "bench-setup", "--data", str(data)], check=True,
-                   stdout=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL, env=env)
     port = free_port()
     with (work / "server.log").open("wb") as log:
         server = subprocess.Popen(
             [py, "-m", "frontdesk", "serve", "--data", str(data), "--sip", f"127.0.0.1:{port}",
-             "--http", "127.0.0.1:0"], stdout=log, stderr=subprocess.STDOUT)
+             "--http", "127.0.0.1:0"], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         wait_ready(port)
         time.sleep(1.0)
+        print(f"server build: {loaded_build(server.pid)}", flush=True)
+        if (args.build == "compiled") != loaded_build(server.pid).startswith("compiled"):
+            raise SystemExit(f"asked for the {args.build} build")
         for kind in args.kinds:
             measure(kind, server.pid, f"127.0.0.1:{port}", args.rate, args.dur, work,
                     args.pyspy)

@@ -7,7 +7,8 @@
 # rates, and prints both figures and the ratio Frontdesk/Kamailio. Then it measures
 # Frontdesk's authenticated REGISTER rate (401 + digest, MD5) with SIPp directly.
 # Loopback only; every step is bounded. Knobs: FD_PORT [5080], FD_SIP_WORKERS [2], DUR [5], KAM_REG_RATES,
-# KAM_CALL_RATES, FD_REG_RATES, FD_CALL_RATES, AUTH_RATES, WORK [/tmp/frontdesk-bench].
+# KAM_CALL_RATES, FD_REG_RATES, FD_CALL_RATES, AUTH_RATES, WORK [/tmp/frontdesk-bench],
+# FD_BUILD [pure] (compiled: the mypyc build from scripts/build_compiled.py, built if stale).
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SHARED="${SHARED:-$ROOT/../shared/bench}"
@@ -24,6 +25,14 @@ AUTH_RATES="${AUTH_RATES:-500 1000 1500 2000 3000 4000 5000 6000 8000}"
 . "$ROOT/scripts/env.sh" base
 set +e
 PY=python
+FD_BUILD="${FD_BUILD:-pure}"
+if [ "$FD_BUILD" = compiled ]; then
+	"$PY" "$ROOT/scripts/build_compiled.py" --if-stale || { echo "no compiled build (see above)"; exit 1; }
+	export PYTHONPATH="$ROOT/build/compiled${PYTHONPATH:+:$PYTHONPATH}"
+fi
+BUILD_LINE="$("$PY" "$ROOT/scripts/build_compiled.py" --which --expect "$FD_BUILD")" || {
+	echo "$BUILD_LINE (FD_BUILD=$FD_BUILD)"; exit 1; }
+echo "$BUILD_LINE"
 mkdir -p "$WORK"
 STAMP="$(date +%Y%m%d-%H%M%S)"
 DATA="$(mktemp -d "$WORK/fd-data-XXXX")"
@@ -73,6 +82,11 @@ sleep 2
 # the SIP worker processes (children of the server), for the harness's CPU accounting
 FD_WORKER_PIDS="$(cat "/proc/$FD_PID/task/$FD_PID/children" 2>/dev/null)"
 echo "   frontdesk pid $FD_PID, SIP workers: ${FD_WORKER_PIDS:-none}"
+if grep -q '/frontdesk__mypyc\.' "/proc/$FD_PID/maps"; then
+	echo "   the server process has the compiled modules loaded (frontdesk__mypyc in its memory map)"
+else
+	echo "   the server process runs pure Python (no frontdesk__mypyc library in its memory map)"
+fi
 RESULTS="$WORK/results/$STAMP-frontdesk" REG_RATES="$FD_REG_RATES" CALL_RATES="$FD_CALL_RATES" \
 	TARGET_PIDS="$FD_PID $FD_WORKER_PIDS" "$SHARED/run.sh" "127.0.0.1:$FD_PORT" register calls repeat >/dev/null 2>&1
 FD_SUM="$WORK/results/$STAMP-frontdesk/summary.tsv"
@@ -104,7 +118,8 @@ KR=$(best_rate "$KAM_SUM" register); KC=$(best_rate "$KAM_SUM" calls)
 FR=$(best_rate "$FD_SUM" register); FC=$(best_rate "$FD_SUM" calls)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b>0) printf "%.0f%%", 100*a/b; else print "n/a" }'; }
 echo
-echo "Highest rate with 0 failures in every run (SIPp on the same 2 cores, $DUR s steps):"
+echo "Highest rate with 0 failures in every run (SIPp on the same 2 cores, $DUR s steps;"
+echo "${BUILD_LINE#frontdesk }):"
 printf '  %-34s %10s %10s %8s\n' "" Kamailio Frontdesk ratio
 printf '  %-34s %10s %10s %8s\n' "REGISTER/s (no auth)" "$KR" "$FR" "$(ratio "$FR" "$KR")"
 printf '  %-34s %10s %10s %8s\n' "call setups/s INVITE..BYE" "$KC" "$FC" "$(ratio "$FC" "$KC")"
