@@ -87,7 +87,8 @@ def build(out: Path, opt_level: str) -> None:
     if done.returncode != 0:
         tail = log.read_text(errors="replace").splitlines()[-40:]
         raise SystemExit("mypyc build failed:\n" + "\n".join(tail) + f"\n(full log: {log})")
-    shutil.rmtree(work / "build", ignore_errors=True)  # generated C and objects: ~50 MB
+    for scratch in ("build", ".mypy_cache"):  # generated C, objects, mypy's cache: ~50 MB
+        shutil.rmtree(work / scratch, ignore_errors=True)
     made = compiled.compiled_files(str(work / "frontdesk"))
     missing = sorted(set(compiled.MODULES) - set(made))
     if missing:
