@@ -162,6 +162,9 @@ def test_failed_authentications_are_counted_across_processes(fd: FrontdeskProces
     time.sleep(0.3)  # the block reaches the worker over its link
     assert raw_register(fd, worker_owned[0]) is None
     assert raw_register(fd, main_owned[0]) is None
+    wait_for("the four failures in /health",
+             lambda: health(fd)["sip"].get("auth_failures", 0) >= 4)
+    time.sleep(0.3)
     assert health(fd)["sip"].get("auth_failures", 0) == 4
 
 

@@ -101,7 +101,10 @@ def test_register_with_wrong_password_is_challenged_again(fd: FrontdeskProcess,
     result = sipp_register(fd, "302", phone_port(), password="not-the-password",
                            scenario="reg_bad_auth.xml")
     assert result.ok, result.describe()  # 401, then 401 again to the wrong answer
-    time.sleep(0.3)  # a binding would be journalled within 50 ms
+    # a SIP worker (serve --sip-workers) reports its counters within 0.1 s
+    wait_for("the failure in /health",
+             lambda: health(fd)["sip"].get("auth_failures", 0) > failures_before)
+    time.sleep(0.3)  # a binding would be journalled within 50 ms; a second failure counted
     assert not [r for r in read_registrations(fd) if r["aor"] == "302"]
     assert health(fd)["sip"].get("auth_failures", 0) == failures_before + 1
     assert_healthy(fd, log_mark)

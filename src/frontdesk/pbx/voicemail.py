@@ -51,6 +51,7 @@ log = logging.getLogger("frontdesk.voicemail")
 T = TypeVar("T")
 CHECK_NUMBER = "*97"
 DEPOSIT_PREFIX = "*98"
+_SERVICE_CODE = "*"  # what CHECK_NUMBER and DEPOSIT_PREFIX begin with
 REFRESH_SECONDS = 2.0
 COMPLIANCE_SECONDS = 60.0
 
@@ -171,6 +172,8 @@ class VoicemailService:
 
     # --- which calls are ours --------------------------------------------------------------
     def script_for(self, tenant: TenantInfo, dialled: str, caller: str) -> CallScript | None:
+        if not dialled.startswith(_SERVICE_CODE):  # every INVITE asks: most dial a number
+            return None
         from frontdesk.pbx import voicemail_calls as calls
 
         if dialled == CHECK_NUMBER:
