@@ -1,9 +1,11 @@
 """A SIP worker process (``frontdesk serve --sip-workers N``; started by pbx/workers.py).
 
-It reads the main process's UDP socket (inherited descriptor) and handles the REGISTERs of
-the addresses-of-record it owns with the same engine code as the main process: parser,
-transaction layer, digest authentication and brute-force guard, registrar. Everything else
-it reads goes to the main process over the link. It persists each binding change through its
+The main process reads the network and hands it the REGISTERs of the addresses-of-record it
+owns; it handles them with the same engine code as the main process (parser, transaction
+layer, digest authentication and brute-force guard, registrar) and answers on the main
+process's UDP socket (inherited descriptor; it never reads it: one reader keeps each
+phone's messages in order). A REGISTER whose parsed To says another process owns it goes
+back over the link. It persists each binding change through its
 own write-behind journal (replayed at its start) and sends it to the main process, which
 mirrors it for calls. It never answers a call.
 
@@ -34,7 +36,6 @@ from frontdesk.pbx.guard import AuthFailureGuard
 from frontdesk.pbx.location import Binding, LocationService
 from frontdesk.pbx.server import EXPIRY_SWEEP, load_secret, registration_op
 from frontdesk.pbx.worker_link import (
-    ROUTE,
     Link,
     decode_binding,
     decode_block,
@@ -43,8 +44,7 @@ from frontdesk.pbx.worker_link import (
     encode_message,
     encode_stats,
 )
-from frontdesk.pbx.workers import quick_owner, register_owner, worker_journal
-from frontdesk.sip.framing import is_keepalive
+from frontdesk.pbx.workers import register_owner, worker_journal
 from frontdesk.sip.message import Request
 from frontdesk.sip.peer import Peer
 from frontdesk.store import journal
@@ -52,8 +52,6 @@ from frontdesk.store.db import Database
 
 log = logging.getLogger("frontdesk.sip_worker")
 
-READ_BATCH = 64
-MAX_CACHED_PEERS = 10_000
 PARENT_CHECK = 1.0
 STATS_REPORT = 0.1  # seconds after handling a message, the counters go to the main process
 
@@ -63,11 +61,9 @@ class SipWorker:
         self.spec = spec
         self.index: int = spec["index"]
         self.processes: int = spec["processes"]
-        self.synced = False  # the main process has handed over our bindings
         self.engine: SipEngine | None = None
         self.link: Link | None = None
         self.sock: socket.socket | None = None
-        self._peers: dict[tuple[str, int], Peer] = {}
         self._hopped = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -106,7 +102,6 @@ class SipWorker:
         self.sock.setblocking(False)
         self.link = Link(socket.socket(fileno=spec["link_fd"]), self._on_frame,
                          on_closed=self._stop.set)
-        loop.add_reader(self.sock.fileno(), self._read_udp)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
         watch = loop.create_task(self._watch_parent())
@@ -119,7 +114,6 @@ class SipWorker:
         watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watch
-        loop.remove_reader(self.sock.fileno())
         self.link.close()
         self.sock.close()  # our copy of the descriptor; the main process keeps its own
         await self.writer.close()  # flushes what is queued (the journal keeps it otherwise)
@@ -141,31 +135,6 @@ class SipWorker:
                 return
 
     # --- the network ------------------------------------------------------------------------
-    def _read_udp(self) -> None:
-        assert self.sock is not None and self.link is not None and self.engine is not None
-        recvfrom = self.sock.recvfrom
-        peers = self._peers
-        for _ in range(READ_BATCH):
-            try:
-                data, addr = recvfrom(65536)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:  # an ICMP error reported on the socket: nothing to read
-                continue
-            if is_keepalive(data):
-                continue
-            peer = peers.get(addr[:2])
-            if peer is None:
-                if len(peers) >= MAX_CACHED_PEERS:
-                    peers.clear()
-                peer = peers[addr[:2]] = Peer("udp", addr[0], addr[1])
-            if self.synced and quick_owner(self.engine.directory, data,
-                                           self.processes) == self.index:
-                self.engine.receive(data, peer, asyncio.get_running_loop().time())
-            else:
-                self.link.send(encode_message(b"M", ROUTE, peer, data), droppable=True)
-        self._flush()
-
     def _flush(self) -> None:
         assert self.engine is not None and self.sock is not None and self.link is not None
         if self._stats_report is None:  # the counters, for the main process's /health
@@ -229,8 +198,8 @@ class SipWorker:
         elif kind == b"B":  # the main process hands over the bindings we own
             _, binding = decode_binding(frame)
             self.engine.location.load([binding])
-        elif kind == b"Z":
-            self.synced = True
+        elif kind == b"Z":  # every binding we own is here; REGISTERs follow
+            log.info("registrations handed over: %d", len(self.engine.location))
         elif kind == b"K":
             source, seconds = decode_block(frame)
             self.engine.guard.impose(source, seconds, asyncio.get_running_loop().time())

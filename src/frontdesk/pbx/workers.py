@@ -1,13 +1,15 @@
 """SIP worker processes: the registrar on several cores (``frontdesk serve --sip-workers N``).
 
 One Python process holds one core (the GIL). With N > 1 the main process starts N - 1 worker
-processes (pbx/sip_worker.py) that read the same UDP socket, like Kamailio's UDP children.
-Each address-of-record (tenant, extension) is owned by one process (sip/affinity.py): its
-REGISTERs are handled there, so its bindings, CSeq order, contact limit and digest nonce
-counts are in one place. A process that reads a REGISTER it does not own hands it to the
-owner over the link (pbx/worker_link.py); a worker hands everything that is not a REGISTER
-(calls, responses, OPTIONS, SUBSCRIBE, ...) to the main process, which runs calls, media,
-call flows and the HTTP API exactly as with one process.
+processes (pbx/sip_worker.py) that share its UDP socket. Each address-of-record (tenant,
+extension) is owned by one process (sip/affinity.py): its REGISTERs are handled there, so its
+bindings, CSeq order, contact limit and digest nonce counts are in one place. The main process
+is the only reader of the network: it hands each REGISTER a worker owns to that worker over
+the link (pbx/worker_link.py; a few microseconds, read from the raw bytes) and handles
+everything else itself -- calls, responses, OPTIONS, SUBSCRIBE, media, call flows and the
+HTTP API -- exactly as with one process. One reader keeps each peer's messages in order
+(with several readers of one socket, a caller's ACK and BYE could be handled in the wrong
+order); the worker answers on the shared socket itself.
 
 The main process keeps the complete location service: a worker persists each binding change
 of the addresses it owns (its own write-behind journal, ``journal-sip-worker-K.jsonl``, replayed
@@ -255,7 +257,7 @@ class WorkerPool:
     def _on_frame(self, k: int, frame: bytes) -> None:
         kind = frame[:1]
         server = self.server
-        if kind == b"M":
+        if kind == b"M":  # a REGISTER whose parsed To names another owner than the raw bytes
             target, peer, data = decode_message(frame)
             if target == ROUTE:
                 server.on_message(data, peer)
