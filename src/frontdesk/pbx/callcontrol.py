@@ -477,6 +477,8 @@ class CallControl:
 
     def call_ended(self, call: Call, now: float) -> None:
         """`CallManager` ended ``call``: abort re-bridges that were moving its caller."""
+        if not self.rebridges:  # every call ends here; re-bridges are rare
+            return
         for rb in [r for r in self.rebridges.values() if r.call is call]:
             self.abort(rb, now)
 
