@@ -66,15 +66,16 @@ def test_only_register_requests_have_a_target() -> None:
 
 
 def test_owner_is_stable_and_splits_extensions_between_processes() -> None:
-    assert owner(7, "101", 1) == 0
-    assert owner(7, "101", 2) == owner(7, "101", 2)
-    counts = [0, 0, 0]
+    assert owner(7, "101", 1) == 0  # no workers: the main process
+    assert owner(7, "101", 2) == 1  # one worker owns every extension
+    counts = [0, 0, 0, 0]
     for i in range(3000):
-        counts[owner(1, f"user{i:05d}", 3)] += 1
-    assert all(800 < c < 1200 for c in counts), counts
+        counts[owner(1, f"user{i:05d}", 4)] += 1
+    assert counts[0] == 0, counts  # the main process owns none while workers run
+    assert all(800 < c < 1200 for c in counts[1:]), counts
     # the tenant is part of the key: the same numbers in two tenants split differently
-    assert [owner(1, f"{n}", 2) for n in range(100, 140)] != [
-        owner(2, f"{n}", 2) for n in range(100, 140)]
+    assert [owner(1, f"{n}", 3) for n in range(100, 140)] != [
+        owner(2, f"{n}", 3) for n in range(100, 140)]
 
 
 @given(st.binary(max_size=300))

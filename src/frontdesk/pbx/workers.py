@@ -2,11 +2,11 @@
 
 One Python process holds one core (the GIL). With N > 1 the main process starts N - 1 worker
 processes (pbx/sip_worker.py) that share its UDP socket. Each address-of-record (tenant,
-extension) is owned by one process (sip/affinity.py): its REGISTERs are handled there, so its
+extension) is owned by one worker (sip/affinity.py): its REGISTERs are handled there, so its
 bindings, CSeq order, contact limit and digest nonce counts are in one place. The main process
-is the only reader of the network: it hands each REGISTER a worker owns to that worker over
-the link (pbx/worker_link.py; a few microseconds, read from the raw bytes) and handles
-everything else itself -- calls, responses, OPTIONS, SUBSCRIBE, media, call flows and the
+is the only reader of the network: it hands each REGISTER to its worker over the link
+(pbx/worker_link.py; a few microseconds, read from the raw bytes) and handles everything else
+itself -- calls, responses, OPTIONS, SUBSCRIBE, media, call flows and the
 HTTP API -- exactly as with one process. One reader keeps each peer's messages in order
 (with several readers of one socket, a caller's ACK and BYE could be handled in the wrong
 order); the worker answers on the shared socket itself.

@@ -1,12 +1,14 @@
 """Which SIP worker process owns a REGISTER: one process per address-of-record.
 
-With ``frontdesk serve --sip-workers N`` several processes read the one UDP socket. Every
-REGISTER for one address-of-record (the To URI's user@host) must be handled by the same
-process, so that its bindings, CSeq order, contact limit and digest nonce counts live in one
-place. The owner of extension ``user`` in tenant ``tenant_id`` is
-``blake2b(b"tenant_id|user") % N`` (the same number in every process, unlike ``hash()``;
-not CRC-32, whose linearity gives the same low bit to "1|101" and "2|101"); the
-tenant is found from the To URI's host by the caller (a SIP domain, or the server's address).
+With ``frontdesk serve --sip-workers N`` the main process (index 0) reads the network and
+N - 1 worker processes (1 .. N-1) handle the REGISTERs. Every REGISTER for one
+address-of-record must be handled by the same worker, so that its bindings, CSeq order,
+contact limit and digest nonce counts live in one place. The owner of extension ``user`` in
+tenant ``tenant_id`` is ``1 + blake2b(b"tenant_id|user") % (N - 1)`` (the same number in every
+process, unlike ``hash()``; not CRC-32, whose linearity gives the same low bit to "1|101" and
+"2|101"); the tenant is found from the To URI's host by the caller (a SIP domain, or the
+server's address). The main process owns none while its workers run: it has the network,
+the calls and the API to serve, and a stall there would drop datagrams for everybody.
 
 `register_target` reads the To URI's user and host straight from the bytes of a datagram,
 without the parser, so a process can hand a REGISTER it does not own to its owner for a few
@@ -43,8 +45,8 @@ def register_target(data: bytes) -> tuple[str, str] | None:
 
 
 def owner(tenant_id: int, user: str, processes: int) -> int:
-    """The index (0 = the main process) of the process that owns extension ``user`` of
-    tenant ``tenant_id`` among ``processes`` processes."""
+    """The index of the worker process (1 .. processes-1) that owns extension ``user`` of
+    tenant ``tenant_id``; 0 (the main process) when there is no worker."""
     if processes <= 1:
         return 0
     memo_key = (tenant_id, user, processes)
@@ -54,7 +56,7 @@ def owner(tenant_id: int, user: str, processes: int) -> int:
             _memo.clear()
         key = f"{tenant_id}|{user}".encode("utf-8", "surrogateescape")
         digest = hashlib.blake2b(key, digest_size=4).digest()
-        found = _memo[memo_key] = int.from_bytes(digest, "big") % processes
+        found = _memo[memo_key] = 1 + int.from_bytes(digest, "big") % (processes - 1)
     return found
 
 
