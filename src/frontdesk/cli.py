@@ -153,8 +153,8 @@ def init(data_dir: Path, db_url: str | None, demo: bool, as_json: bool) -> None:
 @click.option("--auth-exempt", multiple=True, metavar="ADDR/NET",
               help="Never block this address or network (repeatable), e.g. 10.0.0.0/8.")
 @click.option("--sip-workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Processes that handle REGISTERs (one per core to use); calls, media and "
-                   "the API stay in the main process.")
+              help="Processes in all: this one (network, calls, media, API) and N-1 workers "
+                   "that handle the registrations; 3 measured best on 2 cores.")
 def serve(data_dir: Path, db_url: str | None, sip: str, http: str, advertise: str | None,
           auth_max_failures: int, auth_window: float, auth_block: float,
           auth_exempt: tuple[str, ...], sip_workers: int) -> None:
