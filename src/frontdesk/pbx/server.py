@@ -29,6 +29,7 @@ from frontdesk.net.transport import SipTransport
 from frontdesk.org.model import GroupMember, RoleAssignment, UserGroup
 from frontdesk.pbx.directory import load_directory
 from frontdesk.pbx.engine import SipEngine
+from frontdesk.pbx.engine_timer import EngineTimer
 from frontdesk.pbx.guard import AuthFailureGuard
 from frontdesk.pbx.location import Binding, LocationService
 from frontdesk.pbx.trunk_model import Trunk
@@ -143,8 +144,7 @@ class PbxServer:
         self.transport: SipTransport | None = None
         self.engine: SipEngine | None = None
         self.writer: journal.WriteBehind | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._engine_timer: EngineTimer | None = None  # the engine's next deadline
         self._flush_soon = False  # a _flush is scheduled for the end of this loop iteration
         self._tasks: list[asyncio.Task[Any]] = []
         self._fingerprint: tuple[Any, ...] = ()
@@ -200,6 +200,7 @@ class PbxServer:
             guard=guard,
             wall_offset=self.wall_offset,
         )
+        self._engine_timer = EngineTimer(self.engine, self._flush)
         self.engine.timers.add(loop.time() + EXPIRY_SWEEP, self._sweep, None)
         self.engine.qualifier.start(loop.time())
         self.engine.trunks.registrar.start(loop.time())  # trunks that register at the carrier
@@ -285,21 +286,8 @@ class PbxServer:
         self._rearm()
 
     def _rearm(self) -> None:
-        assert self.engine is not None
-        deadline = self.engine.next_deadline()
-        if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        assert self.engine is not None
-        self.engine.on_timer(asyncio.get_running_loop().time())
-        self._flush()
+        assert self._engine_timer is not None
+        self._engine_timer.rearm()
 
     def _sweep(self, _subject: object, now: float) -> None:
         assert self.engine is not None

@@ -32,6 +32,7 @@ from typing import Any
 
 from frontdesk.pbx.directory import load_directory
 from frontdesk.pbx.engine import SipEngine
+from frontdesk.pbx.engine_timer import EngineTimer
 from frontdesk.pbx.guard import AuthFailureGuard
 from frontdesk.pbx.location import Binding, LocationService
 from frontdesk.pbx.server import EXPIRY_SWEEP, load_secret, registration_op
@@ -65,8 +66,7 @@ class SipWorker:
         self.link: Link | None = None
         self.sock: socket.socket | None = None
         self._hopped = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._engine_timer: EngineTimer | None = None  # the engine's next deadline
         self._stats_report: asyncio.TimerHandle | None = None
         self._stop = asyncio.Event()
         self._db = Database(spec["db_url"])
@@ -97,6 +97,7 @@ class SipWorker:
             guard=guard,
         )
         engine.affinity = self._affinity
+        self._engine_timer = EngineTimer(engine, self._flush)
         engine.timers.add(loop.time() + EXPIRY_SWEEP, self._sweep, None)
         self.sock = socket.socket(fileno=spec["udp_fd"])
         self.sock.setblocking(False)
@@ -162,21 +163,8 @@ class SipWorker:
 
     # --- timers ---------------------------------------------------------------------------
     def _rearm(self) -> None:
-        assert self.engine is not None
-        deadline = self.engine.next_deadline()
-        if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        assert self.engine is not None
-        self.engine.on_timer(asyncio.get_running_loop().time())
-        self._flush()
+        assert self._engine_timer is not None
+        self._engine_timer.rearm()
 
     def _sweep(self, _subject: object, now: float) -> None:
         assert self.engine is not None
