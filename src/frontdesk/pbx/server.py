@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError
 
 from frontdesk.net.transport import SipTransport
 from frontdesk.org.model import GroupMember, RoleAssignment, UserGroup
@@ -73,37 +72,12 @@ def load_secret(data_dir: Path) -> bytes:
     return secret
 
 
-#: what the engine's configuration snapshot reads (pbx/directory.py); a change reloads it
-_FINGERPRINT_COLUMNS: tuple[tuple[Any, ...], ...] = (
-    (Tenant.id, Tenant.sip_domain, Tenant.default, Tenant.settings),
-    (
-        Extension.id,
-        Extension.tenant_id,
-        Extension.number,
-        Extension.display_name,
-        Extension.ring_timeout,
-        Extension.max_contacts,
-        Extension.user_id,
-    ),
-    # call flows: a newly published version, and who holds which role (technicians, ring
-    # targets such as role:office_manager) reload the routing snapshot too
-    (FlowVersion.id, FlowVersion.state),
-    (RoleAssignment.id, RoleAssignment.user_id, RoleAssignment.role),
-    # ring groups (group:service-team): who is in which group; the membership table has no
-    # id column, so its rows are ordered by both keys (see _fingerprint_sql)
-    (UserGroup.id, UserGroup.tenant_id, UserGroup.name, UserGroup.has_mailbox),
-    (GroupMember.group_id, GroupMember.user_id),
-    (
-        SipCredential.id,
-        SipCredential.extension_id,
-        SipCredential.auth_username,
-        SipCredential.ha1_md5,
-        SipCredential.ha1_sha256,
-    ),
-    # SIP trunks (pbx/trunk_model.py): carrier address, credentials, DIDs, dial rules
-    (Trunk.id, Trunk.tenant_id, Trunk.name, Trunk.host, Trunk.port, Trunk.transport,
-     Trunk.username, Trunk.password, Trunk.caller_id, Trunk.sources, Trunk.dids,
-     Trunk.dial_rules, Trunk.registration),
+#: the tables the engine's configuration snapshot reads (pbx/directory.py): migration 0007's
+#: triggers count every change to them in config_version, and a new count reloads the snapshot
+SNAPSHOT_TABLES: tuple[str, ...] = tuple(
+    model.__tablename__
+    for model in (Tenant, Extension, FlowVersion, RoleAssignment, UserGroup, GroupMember,
+                  SipCredential, Trunk)
 )
 
 
@@ -147,7 +121,7 @@ class PbxServer:
         self._engine_timer: EngineTimer | None = None  # the engine's next deadline
         self._flush_soon = False  # a _flush is scheduled for the end of this loop iteration
         self._tasks: list[asyncio.Task[Any]] = []
-        self._fingerprint: tuple[Any, ...] = ()
+        self._fingerprint = -1  # the configuration version the snapshot was loaded at
         self.wall_offset = 0.0
         self.media: Any = None  # media (issue #3): pbx.media_setup.MediaRuntime
         #: answer-time actions on live calls: transfer / to_voicemail (pbx.callcontrol_live,
@@ -366,55 +340,12 @@ class PbxServer:
             return int(getattr(result, "rowcount", 0) or 0)
 
     # --- configuration snapshot ---------------------------------------------------------
-    def _fingerprint_now(self) -> tuple[Any, ...]:
-        """What changes whenever the configuration the engine's snapshot uses changes: the
-        database's configuration version (migration 0007: triggers on those tables count
-        every insert, update and delete, whoever makes it), or, in a database without it,
-        a digest of every column the snapshot reads."""
-        try:
-            with self.db.engine.connect() as conn:
-                version = conn.exec_driver_sql(_CONFIG_VERSION_SQL).scalar()
-        except DBAPIError:  # a schema made without the migrations
-            version = None
-        if version is not None:
-            return ("config_version", int(version))
-        return self._digest_now()
-
-    def _digest_now(self) -> tuple[Any, ...]:
-        """A digest of every column the engine's snapshot uses, so any edit (a new ring
-        timeout, a changed password) is noticed, not only added or removed rows.
-
-        Runs every DIRECTORY_REFRESH seconds over every extension and credential, so it reads
-        through the driver's cursor (no ORM rows) and hashes the rows as tuples: ~2x less
-        CPU than ORM rows + repr + blake2b with 20,000 extensions (it holds the GIL)."""
+    def _fingerprint_now(self) -> int:
+        """The database's configuration version (migration 0007; `serve` migrates before it
+        starts): triggers on SNAPSHOT_TABLES count every insert, update and delete, whoever
+        makes it, so one number tells whether the snapshot must be reloaded."""
         with self.db.engine.connect() as conn:
-            dbapi = conn.connection.dbapi_connection
-            assert dbapi is not None  # an open connection always has one
-            cursor = dbapi.cursor()
-            try:
-                parts: list[int] = []
-                for sql in self._fingerprint_sql(conn.dialect):
-                    cursor.execute(sql)
-                    rows = cursor.fetchall()
-                    try:
-                        parts.append(hash(tuple(rows)))
-                    except TypeError:  # a JSON column the driver decoded to a dict
-                        parts.append(hash(repr(rows)))
-            finally:
-                cursor.close()
-        return tuple(parts)
-
-    _fingerprint_sql_cache: dict[str, list[str]] = {}
-
-    @classmethod
-    def _fingerprint_sql(cls, dialect: Any) -> list[str]:
-        cached = cls._fingerprint_sql_cache.get(dialect.name)
-        if cached is None:
-            cached = cls._fingerprint_sql_cache[dialect.name] = [
-                str(select(*columns).order_by(*columns[:2]).compile(dialect=dialect))
-                for columns in _FINGERPRINT_COLUMNS
-            ]
-        return cached
+            return int(conn.exec_driver_sql(_CONFIG_VERSION_SQL).scalar() or 0)
 
     def _load_directory(self) -> Any:
         fingerprint = self._fingerprint_now()

@@ -4,9 +4,10 @@ One AF_UNIX datagram socket pair per worker: datagrams keep message boundaries a
 and nothing outside the two processes can reach them. Each datagram is one message, a kind
 byte then its payload:
 
-``M`` a SIP message received from the network, to be handled by the receiver: target byte
-  (``ROUTE`` = the receiver decides who owns it, else the index of the process that must
-  handle it without forwarding it again), then the peer it came from, then the bytes;
+``M`` a REGISTER received from the network, to be handled by the receiver: target byte
+  (main -> worker: ``ROUTE``, the worker checks the parsed To; worker -> main: the index
+  of the process that owns it, which handles it without forwarding it again), then the peer
+  it came from, then the bytes;
 ``S`` bytes the receiver must send to a peer (a worker answering a REGISTER that came over
   one of the main process's TCP connections);
 ``B`` a binding change (``upsert``/``delete``) of an address-of-record the sender owns;
@@ -42,6 +43,7 @@ log = logging.getLogger("frontdesk.workers")
 ROUTE = 0xFF
 MAX_QUEUED = 50_000
 READ_BATCH = 64
+_MAX_FRAME = 65536 + 512  # a SIP message (at most 65,535 bytes) and its peer header
 _BUFFER = 8 * 1024 * 1024
 _TRANSPORT_CODE = {"udp": b"u", "tcp": b"t", "tls": b"s", "ws": b"w", "wss": b"x"}
 _CODE_TRANSPORT = {v[0]: k for k, v in _TRANSPORT_CODE.items()}
@@ -125,7 +127,7 @@ class Link:
         recv = self.sock.recv
         for _ in range(READ_BATCH):
             try:
-                frame = recv(262144)
+                frame = recv(_MAX_FRAME)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:

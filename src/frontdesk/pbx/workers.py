@@ -259,9 +259,7 @@ class WorkerPool:
         server = self.server
         if kind == b"M":  # a REGISTER whose parsed To names another owner than the raw bytes
             target, peer, data = decode_message(frame)
-            if target == ROUTE:
-                server.on_message(data, peer)
-            elif target == 0 or target >= self.processes or not self.ready[target]:
+            if target == 0 or target >= self.processes or not self.ready[target]:
                 self.receive_routed(data, peer)
             else:
                 link = self.links[target]

@@ -23,7 +23,7 @@ down_revision: str | Sequence[str] | None = ("0003_routing", "0004_org", "0006_t
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-#: the tables pbx/server.py's configuration snapshot reads (_FINGERPRINT_COLUMNS)
+#: the tables pbx/server.py's configuration snapshot reads (SNAPSHOT_TABLES)
 CONFIG_TABLES = (
     "tenants",
     "extensions",
